@@ -1,0 +1,60 @@
+"""batch: parallel map and map-reduce on every core, by forking.
+
+    import batch
+    squares = batch.pmap(lambda x: x * x, range(1000))
+    total = batch.map_reduce(np.sum, operator.add, big_array)
+
+Workers are forked after the input exists, read it through copy-on-write memory (it is
+never serialized) and send results back over pipes. See batch/_coordinator.py for the
+data flow, batch/_errors.py for what a failure raises.
+"""
+
+from __future__ import annotations
+
+from ._errors import BatchError, ResultError, TaskTimeout, WorkerCrashed, WorkerError
+from ._platform import usable_cpus
+from ._pool import Pool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchError",
+    "Pool",
+    "ResultError",
+    "TaskTimeout",
+    "WorkerCrashed",
+    "WorkerError",
+    "imap",
+    "map_reduce",
+    "pmap",
+    "usable_cpus",
+]
+
+_NOTHING = Pool.map_reduce.__kwdefaults__["initial"]
+
+
+def pmap(fn, items, *, workers=None, chunksize=None, backend=None, ordered=True,
+         progress=False, timeout=None, retries=0, initializer=None, initargs=()):
+    """[fn(x) for x in items] on every core; a list in input order (see Pool.map)."""
+    return Pool(workers, backend).map(fn, items, chunksize=chunksize, ordered=ordered,
+                                      progress=progress, timeout=timeout, retries=retries,
+                                      initializer=initializer, initargs=initargs)
+
+
+def imap(fn, items, *, workers=None, chunksize=None, backend=None, ordered=True,
+         progress=False, timeout=None, retries=0, initializer=None, initargs=()):
+    """A lazy iterator of fn(x), reading `items` only as workers free up (see Pool.imap)."""
+    return Pool(workers, backend).imap(fn, items, chunksize=chunksize, ordered=ordered,
+                                       progress=progress, timeout=timeout, retries=retries,
+                                       initializer=initializer, initargs=initargs)
+
+
+def map_reduce(mapper, reducer, data, *, chunks=None, chunksize=None, workers=None,
+               backend=None, initial=_NOTHING, progress=False, timeout=None, retries=0,
+               initializer=None, initargs=()):
+    """Fold reducer over mapper(chunk) for chunks of data, in chunk order (see Pool.map_reduce)."""
+    return Pool(workers, backend).map_reduce(mapper, reducer, data, chunks=chunks,
+                                             chunksize=chunksize, initial=initial,
+                                             progress=progress, timeout=timeout,
+                                             retries=retries, initializer=initializer,
+                                             initargs=initargs)

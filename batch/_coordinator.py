@@ -1,0 +1,118 @@
+"""The one loop that runs a job. Everything else prepares its input or shapes its output.
+
+    input ─► _split.plan ─► tasks (chunk index, item range, work)
+                              │  pulled only while a worker is free and the chunk is
+                              ▼  within `window` of the oldest unfinished chunk
+             backend.start(task) ── fork / thread / serial
+                              │
+             backend.wait() ◄─┘  results, errors and crashes as Outcomes; SIGINT wakes it
+                              │
+             timeouts: backend.stop(task)       retries: the task again, on a new worker
+                              ▼
+             Outcomes in completion order ─► _combine (order, fold) ─► caller
+
+The loop runs in the caller's thread: there is no helper thread to deadlock a fork. The
+SIGINT guard is installed only while the loop blocks, never across a `yield`, so Ctrl-C
+in the caller's own loop body behaves as it always does. Whatever ends the loop (the
+last outcome, an error, KeyboardInterrupt, the caller dropping the generator), `finally`
+closes the backend, which stops and reaps every worker still running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from typing import Iterator
+
+from . import _errors
+from ._signals import SigintGuard
+from .backends._base import Outcome, Task
+
+
+def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: int = 0,
+        window: int | None = None) -> Iterator[Outcome]:
+    """Run `tasks` on `backend`, yielding one Outcome per chunk, in completion order.
+
+    A failed chunk is tried again up to `retries` times; after that its Outcome carries
+    the error and the caller decides (raise, or keep going). With `window`, chunk i is
+    not started before chunk i - window has finished, which bounds what an in-order
+    consumer has to hold.
+    """
+    guard = SigintGuard() if backend.defer_sigint else None
+    if hasattr(backend, "timeout"):  # serial: only the backend knows when a chunk starts
+        backend.timeout, timeout = timeout, None
+    again: deque[Task] = deque()
+    running: dict[int, tuple[Task, float | None]] = {}
+    finished: set[int] = set()
+    oldest = 0          # lowest chunk index not finished
+    pulled = 0          # fresh tasks taken from `tasks`
+    exhausted = False
+    tasks = iter(tasks)
+    try:
+        while True:
+            with guard if guard is not None else contextlib.nullcontext():
+                while len(running) < workers and not _interrupted(guard):
+                    if again:
+                        task = again.popleft()
+                    elif exhausted or (window is not None and pulled >= oldest + window):
+                        break
+                    else:
+                        task = next(tasks, None)
+                        if task is None:
+                            exhausted = True
+                            break
+                        pulled += 1
+                    backend.start(task)
+                    running[task.index] = (task, None if timeout is None
+                                           else time.monotonic() + timeout)
+                if _interrupted(guard):
+                    raise KeyboardInterrupt
+                if not running:
+                    return
+                outcomes = backend.wait(_until_next_deadline(running),
+                                        guard.fd if guard is not None else None)
+                if _interrupted(guard):
+                    raise KeyboardInterrupt
+                outcomes += _expire(backend, running, outcomes, timeout)
+            for out in outcomes:
+                running.pop(out.task.index, None)
+                if out.error is not None and out.task.attempt <= retries:
+                    again.append(out.task.again())
+                    continue
+                finished.add(out.task.index)
+                while oldest in finished:
+                    finished.discard(oldest)
+                    oldest += 1
+                yield out
+    finally:
+        try:
+            backend.close()
+        finally:
+            if guard is not None:
+                guard.close()
+
+
+def _interrupted(guard) -> bool:
+    return guard is not None and guard.interrupted
+
+
+def _until_next_deadline(running) -> float | None:
+    deadlines = [d for _, d in running.values() if d is not None]
+    if not deadlines:
+        return None
+    return max(0.0, min(deadlines) - time.monotonic())
+
+
+def _expire(backend, running, outcomes, timeout) -> list[Outcome]:
+    """Stop the chunks whose deadline passed and that did not just finish."""
+    now = time.monotonic()
+    done = {out.task.index for out in outcomes}
+    expired = []
+    for index, (task, deadline) in list(running.items()):
+        if deadline is not None and deadline <= now and index not in done:
+            out = backend.stop(task)
+            out.error = _errors.timed_out(timeout, chunk=task.index, items=task.items,
+                                          pid=out.pid)
+            expired.append(out)
+    return expired

@@ -1,0 +1,276 @@
+"""The exception tree, and the one place a wait status is decoded.
+
+    BatchError                  a run failed; every error batch raises for a failed run
+     ├── WorkerError            the mapped function raised (and is, where the type allows,
+     │                          also an instance of the original exception's type)
+     ├── WorkerCrashed          a worker died without delivering its result
+     ├── TaskTimeout            a chunk ran longer than `timeout` seconds
+     └── ResultError            a result could not be encoded, or its frame arrived
+                                truncated or garbled
+
+Every error carries `.chunk` (the chunk index) and `.items` (a `range` of item positions
+when the input had positions, else the item count, else None), so a person can find the
+input that failed. An error travels from a worker as data (type name, message, traceback
+text, and a pickle of the exception when it has one), so an exception that cannot be
+rebuilt still arrives as a WorkerError instead of hanging the run.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+
+__all__ = [
+    "BatchError",
+    "ResultError",
+    "TaskTimeout",
+    "WorkerCrashed",
+    "WorkerError",
+]
+
+
+def _where(chunk, items) -> str:
+    if chunk is None:
+        return "the task"
+    if isinstance(items, range):
+        if len(items) == 1:
+            return f"chunk {chunk} (item {items.start})"
+        return f"chunk {chunk} (items {items.start}-{items.stop - 1})"
+    if isinstance(items, int):
+        return f"chunk {chunk} ({items} item{'s' if items != 1 else ''})"
+    return f"chunk {chunk}"
+
+
+class BatchError(Exception):
+    """Root of the errors raised for a failed run."""
+
+    def __init__(self, message: str, *, chunk=None, items=None):
+        super().__init__(message)
+        self.message = message
+        self.chunk = chunk
+        self.items = items
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):
+        # Keyword-only constructors do not survive the default exception pickling.
+        return _rebuild, (type(self), self.__dict__.copy())
+
+
+def _rebuild(cls, state):
+    err = Exception.__new__(cls)
+    err.__dict__.update(state)
+    err.args = (state.get("message", ""),)
+    return err
+
+
+class WorkerError(BatchError):
+    """The mapped function raised.
+
+    `.type_name` and `.remote_traceback` are always there; `__cause__` is the original
+    exception rebuilt from the worker when it could be, with the worker's traceback text
+    chained below it (as concurrent.futures does) so that a printed error shows both.
+    """
+
+    type_name: str = ""
+    remote_traceback: str = ""
+
+
+class WorkerCrashed(BatchError):
+    """A worker process ended without delivering its result.
+
+    `.pid`, `.exitcode` (None when killed by a signal), `.signal` (the number, or None)
+    and `.maxrss` (peak resident memory in bytes, from os.wait4, or None).
+    """
+
+    def __init__(self, message, *, chunk=None, items=None, pid=None, exitcode=None,
+                 signal=None, maxrss=None):
+        super().__init__(message, chunk=chunk, items=items)
+        self.pid = pid
+        self.exitcode = exitcode
+        self.signal = signal
+        self.maxrss = maxrss
+
+
+class TaskTimeout(BatchError):
+    """A chunk ran longer than the `timeout` it was given; `.timeout`, `.pid`."""
+
+    def __init__(self, message, *, chunk=None, items=None, timeout=None, pid=None):
+        super().__init__(message, chunk=chunk, items=items)
+        self.timeout = timeout
+        self.pid = pid
+
+
+class ResultError(BatchError):
+    """A result could not be encoded in the worker, or did not arrive whole."""
+
+
+class _RemoteTraceback(Exception):
+    """Carries a worker's traceback text so Python prints it under the rebuilt error."""
+
+    def __init__(self, tb: str):
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+
+# --- exceptions as data ---------------------------------------------------------------
+
+def describe_exception(exc: BaseException, tb_text: str) -> dict:
+    """Turn an exception raised in a worker into plain data for the wire."""
+    cls = type(exc)
+    try:
+        blob = pickle.dumps(exc)
+    except Exception:  # unpicklable args, locks in attributes, ...
+        blob = None
+    try:
+        message = str(exc)
+    except Exception as e:  # a broken __str__ must not lose the error
+        message = f"<str() failed: {type(e).__name__}>"
+    return {
+        "type": f"{cls.__module__}.{cls.__qualname__}",
+        "message": message,
+        "traceback": tb_text,
+        "pickle": blob,
+    }
+
+
+_MIXINS: dict[type, type] = {}
+
+
+def _mixin(original: type) -> type:
+    """WorkerError subclass that is also `original`, so `except ValueError:` still works."""
+    cls = _MIXINS.get(original)
+    if cls is None:
+        try:
+            cls = type(f"WorkerError[{original.__qualname__}]", (WorkerError, original),
+                       {"__module__": __name__})
+        except TypeError:  # incompatible C layouts, final classes
+            cls = WorkerError
+        _MIXINS[original] = cls
+    return cls
+
+
+def worker_error(info: dict, *, chunk=None, items=None) -> WorkerError:
+    """Rebuild the error a worker described with `describe_exception`."""
+    cause = None
+    if info.get("pickle") is not None:
+        try:
+            cause = pickle.loads(info["pickle"])
+        except Exception:  # odd constructors fail here: keep the text, drop the object
+            cause = None
+    type_name = info.get("type", "Exception")
+    short = type_name.rsplit(".", 1)[-1] if type_name.startswith("builtins.") else type_name
+    message = f"{_where(chunk, items)} failed: {short}: {info.get('message', '')}"
+    cls = WorkerError
+    # Only Exception subclasses join the mixin: a rebuilt SystemExit or KeyboardInterrupt
+    # must never propagate as itself and end the caller.
+    if isinstance(cause, Exception) and not isinstance(cause, BatchError):
+        cls = _mixin(type(cause))
+    err = _new_error(cls, cause)
+    BatchError.__init__(err, message, chunk=chunk, items=items)
+    if cause is not None:
+        err.args = cause.args
+    err.type_name = type_name
+    err.remote_traceback = info.get("traceback", "")
+    if cause is not None:
+        cause.__cause__ = _RemoteTraceback(err.remote_traceback)
+        err.__cause__ = cause
+    elif err.remote_traceback:
+        err.__cause__ = _RemoteTraceback(err.remote_traceback)
+    return err
+
+
+def _new_error(cls: type, cause) -> WorkerError:
+    if cls is WorkerError:
+        return Exception.__new__(WorkerError)
+    try:  # some types (OSError) need their own __new__ with their own args
+        return cls.__new__(cls, *cause.args)
+    except Exception:
+        return Exception.__new__(WorkerError)
+
+
+def local_worker_error(exc: BaseException, tb_text: str, *, chunk=None, items=None):
+    """The WorkerError for an exception raised in this process (thread, serial backends).
+
+    It goes through the same description as a forked worker's error, so all backends
+    raise the same types with the same attributes.
+    """
+    err = worker_error(describe_exception(exc, tb_text), chunk=chunk, items=items)
+    if err.__cause__ is not None and not isinstance(err.__cause__, _RemoteTraceback):
+        return err
+    # Could not be pickled: keep the live object as the cause.
+    exc.__cause__ = _RemoteTraceback(tb_text)
+    err.__cause__ = exc
+    return err
+
+
+# --- wait statuses --------------------------------------------------------------------
+
+_SIGNAL_HINTS = {
+    "SIGKILL": "possibly the out-of-memory killer, or killed from outside",
+    "SIGSEGV": "a segmentation fault in the mapped function or a C extension it called",
+    "SIGBUS": "a bus error: often a memory-mapped file that shrank under the worker",
+    "SIGABRT": "aborted: a failed assertion in C code, or os.abort()",
+    "SIGTERM": "terminated from outside",
+    "SIGFPE": "a floating-point exception in C code",
+}
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def format_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def decode_wait_status(status: int) -> tuple[int | None, int | None]:
+    """(exitcode, signal) from an os.wait* status; exactly one of them is not None."""
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        return None, -code
+    return code, None
+
+
+def crashed(status: int, *, pid, chunk=None, items=None, maxrss=None,
+            detail: str = "") -> WorkerCrashed:
+    exitcode, signum = decode_wait_status(status)
+    if signum is not None:
+        name = signal_name(signum)
+        how = f"was killed by {name} ({signum})"
+        hint = _SIGNAL_HINTS.get(name)
+        if hint:
+            how += f": {hint}"
+    else:
+        how = f"exited with status {exitcode}"
+    message = f"worker for {_where(chunk, items)} (pid {pid}) {how} without delivering its result"
+    if detail:
+        message += f" ({detail})"
+    if maxrss:
+        message += f"; peak memory {format_bytes(maxrss)}"
+    return WorkerCrashed(message, chunk=chunk, items=items, pid=pid, exitcode=exitcode,
+                         signal=signum, maxrss=maxrss)
+
+
+def timed_out(timeout: float, *, chunk=None, items=None, pid=None) -> TaskTimeout:
+    who = f" (pid {pid})" if pid is not None else ""
+    return TaskTimeout(f"{_where(chunk, items)} ran longer than the {timeout:g} s timeout; "
+                       f"its worker{who} was stopped",
+                       chunk=chunk, items=items, timeout=timeout, pid=pid)
+
+
+def result_error(problem: str, *, chunk=None, items=None) -> ResultError:
+    return ResultError(f"{_where(chunk, items)}: {problem}", chunk=chunk, items=items)

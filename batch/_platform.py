@@ -1,0 +1,215 @@
+"""Everything that differs between operating systems, in one place.
+
+Each function degrades to a harmless no-op where the platform lacks the feature, so the
+rest of the package never checks `sys.platform` itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import math
+import os
+import signal
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+HAS_FORK = hasattr(os, "fork")
+
+# Set in a forked worker, so that a pmap called inside a mapped function runs serially
+# there instead of forking a second generation of workers.
+IN_WORKER = False
+
+
+def default_backend() -> str:
+    return "fork" if HAS_FORK else "thread"
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may really use: affinity mask and cgroup CPU quota.
+
+    os.cpu_count() counts the machine's CPUs, which oversubscribes a container limited
+    to two of them by a quota.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = _cgroup_quota()  # read once: three file reads per call showed in profiles
+    if quota is not None:
+        n = min(n, max(1, math.ceil(quota)))
+    return max(1, n)
+
+
+@functools.lru_cache(maxsize=1)
+def _cgroup_quota() -> float | None:
+    try:  # cgroup v2: "max 100000" or "200000 100000"
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            return int(quota) / int(period)
+        return None
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v1
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
+            quota = int(f.read())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
+            period = int(f.read())
+        if quota > 0 and period > 0:
+            return quota / period
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+# --- pipes ----------------------------------------------------------------------------
+
+# 1 MiB, the default /proc/sys/fs/pipe-max-size: a 64 KiB pipe costs a wake-up of the
+# reader per 64 KiB, and result bandwidth drops to about a third.
+PIPE_SIZE = 1 << 20
+
+
+def enlarge_pipe(fd: int) -> None:
+    if not hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux only
+        return
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:  # EPERM past the user's pipe quota: the default size still works
+        pass
+
+
+# --- worker lifetime ------------------------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1
+_libc = None
+
+
+def prepare_fork() -> None:
+    """In the coordinator, once: load what workers need, so that no worker pays for it.
+
+    ctypes.util.find_library runs `ldconfig -p` (about 3 ms); CDLL(None) gives the
+    symbols already loaded in this process, libc's prctl among them.
+    """
+    global _libc
+    if _libc is None and hasattr(os, "sched_getaffinity"):  # Linux
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            _libc = False
+    prepare_blas()
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a worker: exit when the coordinator dies, even by SIGKILL.
+
+    Linux delivers PR_SET_PDEATHSIG when the forking *thread* exits; the coordinator
+    reaps its workers before the forking call returns, so that is the same moment. If the
+    parent died before prctl ran, the signal never comes: check getppid afterwards.
+    Elsewhere the worker notices instead when its write to the pipe fails (EPIPE).
+    """
+    if not _libc:
+        return
+    try:
+        _libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except AttributeError:  # a libc without prctl
+        return
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def new_process_group() -> None:
+    """Put this worker in a process group of its own.
+
+    A terminal's Ctrl-C then reaches only the coordinator, which decides; and stopping a
+    worker with killpg also stops anything the mapped function started.
+    """
+    try:
+        os.setpgid(0, 0)
+    except (AttributeError, OSError):
+        pass
+
+
+def kill_group(pid: int, sig: int) -> None:
+    """Signal a worker and its process group; a worker already gone is not an error."""
+    try:
+        os.killpg(pid, sig)
+        return
+    except (AttributeError, ProcessLookupError, PermissionError):
+        pass
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def wait4(pid: int, options: int = 0) -> tuple[int, int, int | None]:
+    """(pid, status, peak RSS in bytes or None); pid 0 when WNOHANG finds it running."""
+    if hasattr(os, "wait4"):
+        got, status, usage = os.wait4(pid, options)
+        # ru_maxrss is KiB on Linux (bytes on macOS, where this is rarely reached).
+        return got, status, usage.ru_maxrss * 1024 if got else None
+    got, status = os.waitpid(pid, options)
+    return got, status, None
+
+
+# --- BLAS threads ---------------------------------------------------------------------
+
+_blas = None
+
+
+def prepare_blas() -> None:
+    """In the coordinator, before forking: find the BLAS/OpenMP libraries once.
+
+    threadpoolctl walks the loaded libraries (a few milliseconds); doing it here means
+    each worker only calls the libraries' set-threads functions.
+    """
+    global _blas
+    if _blas is not None:
+        return
+    try:
+        from threadpoolctl import ThreadpoolController
+        _blas = ThreadpoolController()
+    except Exception:  # not installed, or a library it cannot drive
+        _blas = False
+
+
+def limit_blas_threads(n: int):
+    """Cap BLAS/OpenMP threads at `n`; returns a function that puts the old caps back.
+
+    N workers with N BLAS threads each would run N*N threads on N cores. The coordinator
+    sets the cap for the length of a run and its workers inherit it: setting it inside
+    each worker cost 2.4 ms per fork (OpenBLAS rebuilds its thread pool after a fork),
+    in the coordinator 2 microseconds. BLAS calls the caller's other threads make during
+    the run see the cap too.
+    """
+    changed = []
+    for lib in (_blas.lib_controllers if _blas else ()):
+        try:
+            old = lib.num_threads
+            if old > n:
+                lib.set_num_threads(max(1, n))
+                changed.append((lib, old))
+        except Exception:  # a library that cannot be driven: leave it alone
+            pass
+
+    def restore():
+        for lib, old in changed:
+            try:
+                lib.set_num_threads(old)
+            except Exception:
+                pass
+
+    return restore
+
+
+def blas_info() -> list[dict]:
+    prepare_blas()
+    if not _blas:
+        return []
+    return [{k: v for k, v in lib.items() if k in ("internal_api", "version", "num_threads",
+                                                    "threading_layer")}
+            for lib in _blas.info()]

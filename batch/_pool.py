@@ -1,0 +1,184 @@
+"""Pool: a backend, a worker count and default options; the module-level helpers are
+one-liners over it.
+
+A Pool holds no processes between calls: every call forks the workers it needs (see
+backends/fork.py for why), so a failed call cannot leave a broken pool behind, and
+`close()` only has `submit` work to finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterable, Iterator
+
+from . import _coordinator, _platform, _progress, _split, backends
+from ._combine import NOTHING, fold, in_order
+
+_OPTIONS = {
+    "chunksize": None,
+    "ordered": True,
+    "progress": False,
+    "timeout": None,
+    "retries": 0,
+    "initializer": None,
+    "initargs": (),
+}
+
+# An in-order consumer holds the results that finished ahead of a slow chunk; chunks
+# more than this many per worker ahead of it wait, which bounds that memory.
+WINDOW_PER_WORKER = 8
+
+
+class Pool:
+    """Run maps and map-reduces on `workers` workers of one backend.
+
+    `workers=None` means the CPUs this process may use; `backend` is "fork" (the default
+    where fork exists), "thread" or "serial". Keyword defaults (chunksize, ordered,
+    progress, timeout, retries, initializer, initargs) apply to every call and can be
+    overridden per call.
+    """
+
+    def __init__(self, workers: int | None = None, backend: str | None = None, **defaults):
+        self.workers = _split.positive("workers", workers) or _platform.usable_cpus()
+        self.backend = backends.resolve(backend)
+        self._defaults = _options(defaults, dict(_OPTIONS))
+        self._submitter = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<batch.Pool workers={self.workers} backend={self.backend!r}>"
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(cancel=exc_type is not None)
+
+    # --- the three calls --------------------------------------------------------------
+
+    def map(self, fn: Callable, items: Iterable, **options) -> list:
+        """[fn(x) for x in items], computed in parallel; input order unless ordered=False."""
+        opts = self._options(options)
+        source = _split.plan(items, _mapper(fn), workers=self.workers,
+                             chunksize=opts["chunksize"])
+        chunks: dict[int, list] = {}
+        results: list = []
+        with contextlib.closing(self._outcomes(source, opts)) as outcomes:
+            for out in outcomes:
+                if opts["ordered"]:
+                    chunks[out.task.index] = out.result
+                else:
+                    results.extend(out.result)
+        if opts["ordered"]:
+            for index in sorted(chunks):
+                results.extend(chunks.pop(index))
+        return results
+
+    def imap(self, fn: Callable, items: Iterable, **options) -> Iterator:
+        """Like map, as a lazy iterator that reads `items` only as workers free up.
+
+        ordered=False yields results in completion order. Closing the iterator (or
+        dropping it) stops the workers still running.
+        """
+        opts = self._options(options)
+        source = _split.plan(items, _mapper(fn), workers=self.workers,
+                             chunksize=opts["chunksize"])
+        window = WINDOW_PER_WORKER * self.workers if opts["ordered"] else None
+        return _imap(self._outcomes(source, opts, window), opts["ordered"])
+
+    def map_reduce(self, mapper: Callable, reducer: Callable, data, *, chunks: int | None = None,
+                   initial: Any = NOTHING, **options):
+        """reducer(...reducer(initial, mapper(chunk0)), ..., mapper(chunkN)).
+
+        A numpy array is cut along axis 0 into contiguous views; any other sequence into
+        slices, an iterable into lists. Partials are folded in chunk order as they
+        arrive, so the list of all partials is never held.
+        """
+        opts = self._options(options)
+        source = _split.plan(data, mapper, workers=self.workers,
+                             chunks=_split.positive("chunks", chunks),
+                             chunksize=opts["chunksize"])
+        window = WINDOW_PER_WORKER * self.workers
+        with contextlib.closing(self._outcomes(source, opts, window)) as outcomes:
+            return fold(reducer, in_order((o.task.index, o.result) for o in outcomes), initial)
+
+    def submit(self, fn: Callable, /, *args, **kwargs):
+        """Run fn(*args, **kwargs) on a worker; a concurrent.futures.Future of its result.
+
+        At most `workers` submitted calls run at once: past that, submit waits for one to
+        finish rather than starting an unbounded number of processes.
+        """
+        self._check_open()
+        if self._submitter is None:
+            from ._submit import submitter
+            self._submitter = submitter(self.backend, self.workers, self._defaults)
+        return self._submitter.submit(fn, args, kwargs)
+
+    def close(self, *, cancel: bool = False) -> None:
+        """Wait for submitted calls (or, with cancel=True, stop them); then refuse new work."""
+        self._closed = True
+        if self._submitter is not None:
+            submitter, self._submitter = self._submitter, None
+            submitter.close(cancel=cancel)
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this batch.Pool is closed")
+
+    def _options(self, overrides: dict) -> dict:
+        self._check_open()
+        return _options(overrides, dict(self._defaults))
+
+    def _outcomes(self, source, opts, window=None):
+        """Outcomes of a run; the first failure is raised here, after retries."""
+        # Inside a forked worker a nested map runs serially instead of forking again.
+        name = "serial" if _platform.IN_WORKER else self.backend
+        backend = backends.create(name, workers=self.workers, initializer=opts["initializer"],
+                                  initargs=opts["initargs"])
+        bar = _progress.bar(opts["progress"], source.total)
+        outcomes = _coordinator.run(backend, source, workers=self.workers,
+                                    timeout=opts["timeout"], retries=opts["retries"],
+                                    window=window)
+        try:
+            for out in outcomes:
+                if out.error is not None:
+                    raise out.error
+                source.feedback(out.task.count, out.compute)
+                bar.update(out.task.count)
+                yield out
+        finally:
+            outcomes.close()
+            bar.close()
+
+
+def _imap(outcomes, ordered: bool):
+    with contextlib.closing(outcomes):
+        if ordered:
+            for chunk in in_order((o.task.index, o.result) for o in outcomes):
+                yield from chunk
+        else:
+            for out in outcomes:
+                yield from out.result
+
+
+def _mapper(fn):
+    return lambda chunk: list(map(fn, chunk))
+
+
+def _options(given: dict, base: dict) -> dict:
+    unknown = set(given) - set(_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    base.update(given)
+    _split.positive("chunksize", base["chunksize"])
+    if base["timeout"] is not None and not base["timeout"] > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {base['timeout']}")
+    if isinstance(base["retries"], bool) or not isinstance(base["retries"], int) \
+            or base["retries"] < 0:
+        raise ValueError(f"retries must be an int of at least 0, got {base['retries']!r}")
+    if base["initializer"] is not None and not callable(base["initializer"]):
+        raise TypeError("initializer must be callable")
+    base["initargs"] = tuple(base["initargs"])
+    return base

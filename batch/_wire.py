@@ -1,0 +1,208 @@
+"""What crosses a worker's pipe: one length-prefixed message, msgpack inside.
+
+    prefix  24 bytes  b"BTCH", kind (u8), 3 pad, body length (u64), out-of-band bytes (u64)
+    body    msgpack   the payload; big numpy arrays appear in it as small headers only
+    buffers raw       each big array's memory, in the order its header appears in the body
+
+Big arrays skip `packb` entirely: the worker writes their memory straight from the array,
+and the coordinator decodes the body first, allocates each array's final buffer, then
+`readv`s the pipe straight into it. Copying through `packb` and joining `os.read` pieces
+moved about 0.3 GB/s here; the pipe itself moves about 2.7 GB/s. The u64 lengths also mean
+no result is refused for passing msgpack's 4 GiB limit on one binary.
+
+This is the only module that imports msgpack. Types that round-trip: dict, list, tuple,
+str, bytes, int (any size), float, bool, None, complex, numpy arrays and scalars; anything
+else is pickled inside an ext type, and what cannot be pickled is an EncodeError naming
+its type.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+
+import msgpack
+import numpy as np
+
+RESULT, ERROR = 0, 1
+
+PREFIX = struct.Struct("<4sB3xQQ")
+MAGIC = b"BTCH"
+
+# Arrays at least this big travel out of band: below it, the extra allocation and read
+# cost more than packing the bytes into the body.
+OOB_THRESHOLD = 64 * 1024
+
+_ARRAY, _ARRAY_OOB, _SCALAR, _TUPLE, _BIGINT, _COMPLEX, _PICKLE = range(1, 8)
+
+
+class EncodeError(TypeError):
+    """A value in a result cannot be sent back from a worker."""
+
+
+class DecodeError(ValueError):
+    """Bytes from a worker are not a well-formed message."""
+
+
+def _byte_view(a: np.ndarray) -> memoryview:
+    # view(uint8) rather than memoryview(a): the buffer protocol refuses datetime64.
+    return memoryview(a.reshape(-1).view(np.uint8))
+
+
+class _Encoder:
+    def __init__(self):
+        self.buffers: list[memoryview] = []
+
+    def default(self, obj):
+        if isinstance(obj, np.ndarray) and not obj.dtype.hasobject and not obj.dtype.fields:
+            a = np.ascontiguousarray(obj)
+            if a.nbytes >= OOB_THRESHOLD:
+                self.buffers.append(_byte_view(a))
+                return msgpack.ExtType(_ARRAY_OOB, self._pack([a.dtype.str, list(a.shape)]))
+            return msgpack.ExtType(_ARRAY, self._pack([a.dtype.str, list(a.shape), a.tobytes()]))
+        if isinstance(obj, np.generic) and not obj.dtype.hasobject and not obj.dtype.fields:
+            return msgpack.ExtType(_SCALAR, self._pack([obj.dtype.str, obj.tobytes()]))
+        if type(obj) is tuple:
+            return msgpack.ExtType(_TUPLE, self._pack(list(obj)))
+        if type(obj) is int:  # only ints outside msgpack's 64 bits get here
+            return msgpack.ExtType(_BIGINT, obj.to_bytes((obj.bit_length() + 8) // 8, "little",
+                                                         signed=True))
+        if type(obj) is complex:
+            return msgpack.ExtType(_COMPLEX, struct.pack("<dd", obj.real, obj.imag))
+        try:
+            return msgpack.ExtType(_PICKLE, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception as exc:
+            raise EncodeError(f"a result contains an object of type {type(obj).__qualname__!r} "
+                              f"that cannot be sent back from a worker ({exc})") from None
+
+    def _pack(self, obj) -> bytes:
+        return msgpack.packb(obj, default=self.default, strict_types=True, use_bin_type=True)
+
+
+def encode(kind: int, payload) -> list:
+    """The message for `payload` as a list of buffers to write in order."""
+    enc = _Encoder()
+    try:
+        body = enc._pack(payload)
+    except EncodeError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:  # msgpack's own limits
+        raise EncodeError(f"a result cannot be encoded: {exc}") from None
+    oob = sum(b.nbytes for b in enc.buffers)
+    return [PREFIX.pack(MAGIC, kind, len(body), oob), body, *enc.buffers]
+
+
+def write_all(fd: int, buffers) -> None:
+    """Write every buffer to a blocking fd (a pipe write may be partial)."""
+    for buf in buffers:
+        view = memoryview(buf).cast("B")
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+
+
+class _Decoder:
+    def __init__(self):
+        self.arrays: list[np.ndarray] = []
+
+    def ext_hook(self, code: int, data: bytes):
+        if code == _ARRAY_OOB:
+            dtype, shape = self._unpack(data)
+            a = np.empty(shape, dtype=np.dtype(dtype))
+            self.arrays.append(a)
+            return a
+        if code == _ARRAY:
+            dtype, shape, raw = self._unpack(data)
+            return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
+        if code == _SCALAR:
+            dtype, raw = self._unpack(data)
+            return np.frombuffer(raw, dtype=np.dtype(dtype))[0]
+        if code == _TUPLE:
+            return tuple(self._unpack(data))
+        if code == _BIGINT:
+            return int.from_bytes(data, "little", signed=True)
+        if code == _COMPLEX:
+            return complex(*struct.unpack("<dd", data))
+        if code == _PICKLE:
+            return pickle.loads(data)
+        raise DecodeError(f"unknown ext type {code}")
+
+    def _unpack(self, data: bytes):
+        return msgpack.unpackb(data, ext_hook=self.ext_hook, raw=False, strict_map_key=False)
+
+
+def decode_body(body) -> tuple[object, list[memoryview]]:
+    """The payload, and the buffers (still empty) that the out-of-band bytes fill."""
+    dec = _Decoder()
+    try:
+        payload = dec._unpack(body)
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"undecodable message body ({type(exc).__name__}: {exc})") from None
+    return payload, [_byte_view(a) for a in dec.arrays if a.nbytes]
+
+
+class Reader:
+    """Reassembles one message from a non-blocking fd, as bytes become available.
+
+    `feed()` reads what the pipe holds and returns True at end of file. Afterwards
+    `complete` says whether a whole message arrived; a message cut short is not an error
+    here, because only the exit status says why it was cut.
+    """
+
+    def __init__(self):
+        self._prefix = bytearray(PREFIX.size)
+        self._targets: list[memoryview] = [memoryview(self._prefix)]
+        self._stage = 0  # 0 prefix, 1 body, 2 out-of-band buffers, 3 complete
+        self.received = 0
+        self.kind = None
+        self.payload = None
+        self.extra = 0  # bytes after a complete message: the stream is garbled
+
+    @property
+    def complete(self) -> bool:
+        return self._stage == 3
+
+    def feed(self, fd: int) -> bool:
+        while self._stage != 3:
+            if not self._targets:
+                self._advance()
+                continue
+            try:
+                n = os.readv(fd, self._targets[:1])
+            except BlockingIOError:
+                return False
+            if n == 0:
+                return True
+            self.received += n
+            self._targets[0] = self._targets[0][n:]
+            if not self._targets[0]:
+                self._targets.pop(0)
+        while True:
+            try:
+                junk = os.read(fd, 65536)
+            except BlockingIOError:
+                return False
+            if not junk:
+                return True
+            self.extra += len(junk)
+
+    def _advance(self) -> None:
+        if self._stage == 0:
+            magic, self.kind, body_len, self._oob = PREFIX.unpack(self._prefix)
+            if magic != MAGIC or self.kind not in (RESULT, ERROR) or not body_len:
+                raise DecodeError("garbled message prefix")
+            self._body = bytearray(body_len)
+            self._targets = [memoryview(self._body)]
+            self._stage = 1
+        elif self._stage == 1:
+            self.payload, buffers = decode_body(self._body)
+            del self._body
+            if sum(b.nbytes for b in buffers) != self._oob:
+                raise DecodeError("message body and out-of-band length disagree")
+            self._targets = buffers
+            self._stage = 2
+        else:
+            self._stage = 3

@@ -1,0 +1,237 @@
+"""The contract every backend keeps. Serial is the reference: the others must agree."""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import time
+
+import numpy as np
+import pytest
+
+import batch
+
+
+def square(x):
+    return x * x
+
+
+def test_pmap_keeps_input_order(backend):
+    assert batch.pmap(square, range(1000), backend=backend, workers=2) == \
+        [x * x for x in range(1000)]
+
+
+def test_pmap_ordered_with_uneven_work(backend):
+    def slow_first(x):
+        if x == 0:
+            time.sleep(0.3)
+        return x
+
+    assert batch.pmap(slow_first, range(20), backend=backend, workers=2, chunksize=1) == \
+        list(range(20))
+
+
+def test_unordered_map_has_the_same_items(backend):
+    out = batch.pmap(square, range(500), backend=backend, workers=2, ordered=False)
+    assert sorted(out) == [x * x for x in range(500)]
+
+
+def test_imap_unordered_yields_in_completion_order(backend):
+    if backend == "serial":
+        pytest.skip("serial completes chunks in input order by definition")
+
+    def f(x):
+        time.sleep(0.6 if x == 0 else 0.01)
+        return x
+
+    out = list(batch.imap(f, range(6), backend=backend, workers=2, chunksize=1, ordered=False))
+    assert sorted(out) == list(range(6))
+    assert out[-1] == 0  # the slow first item finished last
+
+
+def test_empty_input(backend):
+    assert batch.pmap(square, [], backend=backend) == []
+    assert list(batch.imap(square, iter([]), backend=backend)) == []
+    assert batch.map_reduce(sum, operator.add, [], backend=backend, initial=0) == 0
+    with pytest.raises(TypeError, match="empty data"):
+        batch.map_reduce(sum, operator.add, [], backend=backend)
+
+
+def test_one_item(backend):
+    assert batch.pmap(square, [7], backend=backend, workers=2) == [49]
+
+
+def test_more_workers_than_items(backend):
+    assert batch.pmap(square, [1, 2, 3], backend=backend, workers=16) == [1, 4, 9]
+
+
+def test_generator_input(backend):
+    gen = (x for x in range(2500))
+    assert batch.pmap(square, gen, backend=backend, workers=2) == [x * x for x in range(2500)]
+
+
+def test_imap_is_lazy_and_bounded(backend):
+    """A generator is read only as far as the chunks in flight need."""
+    pulled = []
+
+    def source():
+        for i in itertools.count():
+            pulled.append(i)
+            yield i
+
+    it = batch.imap(square, source(), backend=backend, workers=2, chunksize=10)
+    first = list(itertools.islice(it, 25))
+    it.close()
+    assert first == [x * x for x in range(25)]
+    # window of 8 chunks per worker, chunks of 10: far fewer than an unbounded read
+    assert len(pulled) <= 10 * 8 * 2 + 10
+
+
+def test_map_reduce_array_in_chunk_order(backend):
+    data = np.arange(10_000, dtype=np.int64)
+    parts = batch.map_reduce(lambda c: [int(c[0]), int(c[-1])], operator.add, data,
+                             chunks=7, backend=backend, workers=2)
+    assert parts[0] == 0 and parts[-1] == 9_999
+    assert parts == sorted(parts)
+    assert len(parts) == 14
+
+
+def test_map_reduce_sum_matches_numpy(backend):
+    data = np.random.default_rng(0).random(1_000_003)
+    total = batch.map_reduce(np.sum, operator.add, data, backend=backend, workers=2)
+    assert total == pytest.approx(data.sum(), rel=1e-12)
+
+
+def test_map_reduce_initial_and_iterable(backend):
+    out = batch.map_reduce(sum, operator.add, (x for x in range(1001)), initial=5,
+                           backend=backend, chunksize=100)
+    assert out == 5 + sum(range(1001))
+
+
+def test_map_reduce_list_chunks_are_slices(backend):
+    chunks = batch.map_reduce(lambda c: [list(c)], operator.add, list(range(10)), chunks=3,
+                              backend=backend)
+    assert chunks == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+
+
+ROUND_TRIP = [
+    {"a": 1, "b": [1, 2.5, "x"]},
+    (1, (2, 3), [4, (5,)]),
+    "unicode ✓",
+    b"\x00bytes\xff",
+    2 ** 100,
+    -(2 ** 90),
+    2 ** 64 - 1,
+    1.5,
+    True,
+    None,
+    3 - 4j,
+    np.float32(1.25),
+    np.int64(-3),
+    np.bool_(True),
+    np.arange(12, dtype=np.int16).reshape(3, 4),
+    np.arange(100_000, dtype=np.float64),
+    np.array(["a", "bc"]),
+    np.array([1, 2], dtype="datetime64[s]"),
+    np.zeros((0, 3)),
+    np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+    np.arange(20)[::3],
+    {1: "int key", (1, 2): "tuple key"},
+    frozenset({1, 2}),
+]
+
+
+@pytest.mark.parametrize("value", ROUND_TRIP, ids=lambda v: type(v).__name__)
+def test_types_round_trip(backend, value):
+    [out] = batch.pmap(lambda _: value, [0], backend=backend)
+    assert type(out) is type(value)
+    if isinstance(value, np.ndarray):
+        assert out.dtype == value.dtype and out.shape == value.shape
+        np.testing.assert_array_equal(out, value)
+    elif isinstance(value, dict):
+        assert out == value
+        assert all(type(k) is type(v) for k, v in zip(out, value))
+    else:
+        assert out == value
+    if isinstance(value, tuple):
+        assert type(out[1]) is tuple and type(out[2][1]) is tuple
+
+
+def test_unencodable_result_names_the_type_and_chunk(backend):
+    if backend != "fork":
+        pytest.skip("thread and serial results are never encoded")
+    with pytest.raises(batch.ResultError, match=r"chunk 0.*generator"):
+        batch.pmap(lambda _: (x for x in []), [0], backend=backend)
+
+
+def test_worker_error_is_the_original_type_too(backend):
+    def boom(x):
+        if x == 3:
+            raise KeyError("missing", x)
+        return x
+
+    with pytest.raises(KeyError) as info:
+        batch.pmap(boom, range(6), backend=backend, chunksize=2)
+    err = info.value
+    assert isinstance(err, batch.WorkerError)
+    assert err.chunk == 1 and err.items == range(2, 4)
+    assert err.args == ("missing", 3)
+    assert "boom" in err.remote_traceback
+    assert isinstance(err.__cause__, KeyError)
+
+
+def test_progress_counts_items(backend, capsys):
+    assert batch.pmap(square, range(300), backend=backend, progress=True) == \
+        [x * x for x in range(300)]
+    assert "300/300" in capsys.readouterr().err
+
+
+def test_initializer_runs_in_workers(backend):
+    state = {}
+
+    def init(value):
+        state["v"] = value
+
+    out = batch.pmap(lambda x: state.get("v", 0) + x, range(4), backend=backend,
+                     initializer=init, initargs=(100,))
+    assert out == [100, 101, 102, 103]
+
+
+def test_pool_reuse_and_defaults(backend):
+    with batch.Pool(2, backend=backend, chunksize=3) as pool:
+        assert pool.map(square, range(10)) == [x * x for x in range(10)]
+        assert list(pool.imap(square, range(5))) == [0, 1, 4, 9, 16]
+        assert pool.map_reduce(sum, operator.add, list(range(100))) == 4950
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.map(square, [1])
+
+
+def test_pool_submit(backend):
+    import concurrent.futures as cf
+
+    with batch.Pool(2, backend=backend) as pool:
+        futures = [pool.submit(pow, 2, i) for i in range(6)]
+        done = [f.result(timeout=30) for f in cf.as_completed(futures, timeout=30)]
+        assert sorted(done) == [2 ** i for i in range(6)]
+        bad = pool.submit(operator.truediv, 1, 0)
+        with pytest.raises(ZeroDivisionError):
+            bad.result(timeout=30)
+        assert pool.submit(square, 9).result(timeout=30) == 81
+
+
+def test_pool_usable_after_a_failure(backend):
+    with batch.Pool(2, backend=backend) as pool:
+        with pytest.raises(ZeroDivisionError):
+            pool.map(lambda x: 1 / x, [1, 0])
+        assert pool.map(square, [3]) == [9]
+
+
+@pytest.mark.parametrize("name,value", [("workers", 0), ("workers", -1), ("chunksize", 0)])
+def test_bad_sizes_fail_at_once(backend, name, value):
+    with pytest.raises(ValueError, match=name):
+        batch.pmap(square, [1], backend=backend, **{name: value})
+
+
+def test_chunks_zero_fails_at_once(backend):
+    with pytest.raises(ValueError, match="chunks"):
+        batch.map_reduce(sum, operator.add, [1], chunks=0, backend=backend)

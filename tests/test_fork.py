@@ -1,0 +1,89 @@
+"""What only the fork backend promises: shared input, big results, no leftovers."""
+
+from __future__ import annotations
+
+import operator
+import os
+
+import numpy as np
+import pytest
+
+import batch
+from batch import _platform
+
+from conftest import open_fds
+
+pytestmark = pytest.mark.skipif(not _platform.HAS_FORK, reason="needs os.fork")
+
+
+def test_worker_sees_a_view_of_the_parent_buffer():
+    data = np.arange(1_000_000, dtype=np.float64)
+    base = data.__array_interface__["data"][0]
+
+    def where(chunk):
+        # same address as in the parent (fork keeps the address space), and a view
+        return [(os.getpid(), chunk.__array_interface__["data"][0], chunk.base is data,
+                 chunk.flags.owndata)]
+
+    seen = batch.map_reduce(where, operator.add, data, chunks=4, workers=2, backend="fork")
+    bounds = [r.start for r in [range(0, 250_000), range(250_000, 500_000),
+                                range(500_000, 750_000), range(750_000, 1_000_000)]]
+    assert [addr for _, addr, _, _ in seen] == [base + 8 * start for start in bounds]
+    assert all(is_view and not owns for _, _, is_view, owns in seen)
+    assert all(pid != os.getpid() for pid, *_ in seen)
+
+
+def test_list_items_are_not_copied_into_workers():
+    items = [object() for _ in range(8)]
+    ids = batch.pmap(id, items, workers=2, backend="fork")
+    assert ids == [id(x) for x in items]  # the very objects, through copy-on-write
+
+
+@pytest.mark.timeout(120)
+def test_500_mb_result_through_the_pipe():
+    def big(i):
+        a = np.empty(250 * 1024 * 1024 // 8)  # 250 MB per chunk, two chunks
+        a[::4096] = i
+        return a
+
+    out = batch.pmap(big, [1, 2], workers=2, backend="fork", chunksize=1)
+    assert [a.nbytes for a in out] == [250 * 1024 * 1024] * 2
+    assert out[0][4096] == 1 and out[1][4096] == 2 and out[1][-4096] == 2
+
+
+@pytest.mark.timeout(180)
+def test_2000_small_maps_leave_no_child_and_no_fd():
+    before = open_fds()
+    for i in range(2000):
+        assert batch.pmap(operator.neg, [i, i + 1], workers=2, backend="fork") == [-i, -i - 1]
+    assert open_fds() <= before | {max(before) + 1}  # listdir's own fd at most
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_nested_pmap_runs_serially_inside_a_worker():
+    def inner(x):
+        return batch.pmap(lambda y: (os.getpid(), y), range(3), backend="fork")
+
+    outer = batch.pmap(inner, [0, 1], workers=2, chunksize=1, backend="fork")
+    for rows in outer:
+        pids = {pid for pid, _ in rows}
+        assert len(pids) == 1 and os.getpid() not in pids
+
+
+def test_workers_write_their_prints(capfd):
+    batch.pmap(lambda x: print(f"hello from {x}"), range(3), backend="fork", chunksize=1)
+    out = capfd.readouterr().out
+    assert all(f"hello from {x}" in out for x in range(3))
+
+
+def test_blas_threads_limited_in_workers():
+    _platform.prepare_blas()
+    if not _platform._blas or not _platform._blas.info():
+        pytest.skip("no BLAS that threadpoolctl can drive")
+
+    def threads(_):
+        return [lib["num_threads"] for lib in _platform._blas.info()]
+
+    [counts] = batch.pmap(threads, [0], workers=2, backend="fork")
+    assert max(counts) <= max(1, _platform.usable_cpus() // 2)
