@@ -113,12 +113,7 @@ def plan(data, body: Callable[[Any], Any], *, workers: int, chunks: int | None =
 
 def _sliced(data, body, spans) -> Iterator[Task]:
     for index, (start, stop) in enumerate(spans):
-        yield Task(index, range(start, stop), stop - start,
-                   _slice_work(body, data, start, stop))
-
-
-def _slice_work(body, data, start, stop):
-    return lambda: body(data[start:stop])
+        yield Task(index, range(start, stop), stop - start, body, data, (start, stop))
 
 
 def _grouped(it, body, chunksize, sizer) -> Iterator[Task]:
@@ -129,9 +124,5 @@ def _grouped(it, body, chunksize, sizer) -> Iterator[Task]:
         if not items:
             return
         stop = start + len(items)
-        yield Task(index, range(start, stop), len(items), _list_work(body, items))
+        yield Task(index, range(start, stop), len(items), body, items)
         start = stop
-
-
-def _list_work(body, items):
-    return lambda: body(items)

@@ -46,7 +46,7 @@ class _Collected:
             try:
                 while len(self._futures) >= self._workers:
                     self._collect(None)
-                task = Task(next(self._ids), None, 1, functools.partial(fn, *args, **kwargs))
+                task = Task(next(self._ids), None, 1, functools.partial(_call, fn, args, kwargs))
                 future = cf.Future()
                 future.set_running_or_notify_cancel()
                 self._futures[task.index] = future
@@ -102,3 +102,7 @@ class _Collected:
                 self._futures.clear()
                 for fd in (self._wake_r, self._wake_w):
                     os.close(fd)
+
+
+def _call(fn, args, kwargs, _chunk):
+    return fn(*args, **kwargs)

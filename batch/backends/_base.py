@@ -18,11 +18,26 @@ from typing import Any, Callable
 
 @dataclasses.dataclass
 class Task:
+    """One chunk: `body(chunk)` where chunk is `data[span[0]:span[1]]`, or `data` itself.
+
+    The slice is taken by `work()`, in the worker: for an array it is a view of memory the
+    worker inherited. A backend that ships tasks elsewhere (Dask) looks at `data` and
+    `span` to send each chunk once, or only a path and a range.
+    """
+
     index: int                       # chunk index, 0-based, in input order
     items: range | int | None        # item positions in the input (or a count)
     count: int                       # how many items: what a progress bar counts
-    work: Callable[[], Any]          # runs in the worker and returns the chunk's result
+    body: Callable[[Any], Any]       # the chunk's computation
+    data: Any = None                 # the whole sliceable input, or this chunk's items
+    span: tuple[int, int] | None = None
     attempt: int = 1
+
+    def chunk(self):
+        return self.data if self.span is None else self.data[self.span[0]:self.span[1]]
+
+    def work(self):
+        return self.body(self.chunk())
 
     def again(self) -> "Task":
         return dataclasses.replace(self, attempt=self.attempt + 1)
