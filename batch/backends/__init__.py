@@ -23,7 +23,10 @@ def resolve(name: str | None) -> str:
     return name
 
 
-def create(name: str, *, workers: int, initializer=None, initargs=()):
+def create(name: str, *, workers: int, initializer=None, initargs=(), **options):
+    """A new backend for one run. `options` are backend-specific (Dask: address, client)."""
+    if options:
+        raise TypeError(f"backend {name!r} takes no option(s) {', '.join(sorted(options))}")
     if name == "fork":
         from .fork import ForkBackend as cls
     elif name == "thread":
