@@ -120,13 +120,15 @@ class _RemoteTraceback(Exception):
 
 # --- exceptions as data ---------------------------------------------------------------
 
-def describe_exception(exc: BaseException, tb_text: str) -> dict:
+def describe_exception(exc: BaseException, tb_text: str, *, pickled: bool = True) -> dict:
     """Turn an exception raised in a worker into plain data for the wire."""
     cls = type(exc)
-    try:
-        blob = pickle.dumps(exc)
-    except Exception:  # unpicklable args, locks in attributes, ...
-        blob = None
+    blob = None
+    if pickled:
+        try:
+            blob = pickle.dumps(exc)
+        except Exception:  # unpicklable args, locks in attributes, local classes, ...
+            blob = None
     try:
         message = str(exc)
     except Exception as e:  # a broken __str__ must not lose the error
@@ -155,14 +157,22 @@ def _mixin(original: type) -> type:
     return cls
 
 
-def worker_error(info: dict, *, chunk=None, items=None) -> WorkerError:
-    """Rebuild the error a worker described with `describe_exception`."""
-    cause = None
-    if info.get("pickle") is not None:
-        try:
-            cause = pickle.loads(info["pickle"])
-        except Exception:  # odd constructors fail here: keep the text, drop the object
-            cause = None
+_UNSET = object()
+
+
+def worker_error(info: dict, *, chunk=None, items=None, cause=_UNSET) -> WorkerError:
+    """Rebuild the error a worker described with `describe_exception`.
+
+    `cause` is the live exception when it was raised in this process.
+    """
+    rebuilt = cause is _UNSET
+    if rebuilt:
+        cause = None
+        if info.get("pickle") is not None:
+            try:
+                cause = pickle.loads(info["pickle"])
+            except Exception:  # odd constructors fail here: keep the text, drop the object
+                cause = None
     type_name = info.get("type", "Exception")
     short = type_name.rsplit(".", 1)[-1] if type_name.startswith("builtins.") else type_name
     message = f"{_where(chunk, items)} failed: {short}: {info.get('message', '')}"
@@ -172,13 +182,15 @@ def worker_error(info: dict, *, chunk=None, items=None) -> WorkerError:
     if isinstance(cause, Exception) and not isinstance(cause, BatchError):
         cls = _mixin(type(cause))
     err = _new_error(cls, cause)
-    BatchError.__init__(err, message, chunk=chunk, items=items)
-    if cause is not None:
-        err.args = cause.args
+    # Not BatchError.__init__: through the mixin's MRO it would call the original type's
+    # constructor, whose signature is anybody's guess.
+    err.message, err.chunk, err.items = message, chunk, items
+    err.args = cause.args if cause is not None else (message,)
     err.type_name = type_name
     err.remote_traceback = info.get("traceback", "")
     if cause is not None:
-        cause.__cause__ = _RemoteTraceback(err.remote_traceback)
+        if rebuilt:  # a live exception keeps its own traceback and chain
+            cause.__cause__ = _RemoteTraceback(err.remote_traceback)
         err.__cause__ = cause
     elif err.remote_traceback:
         err.__cause__ = _RemoteTraceback(err.remote_traceback)
@@ -197,16 +209,11 @@ def _new_error(cls: type, cause) -> WorkerError:
 def local_worker_error(exc: BaseException, tb_text: str, *, chunk=None, items=None):
     """The WorkerError for an exception raised in this process (thread, serial backends).
 
-    It goes through the same description as a forked worker's error, so all backends
-    raise the same types with the same attributes.
+    It goes through the same description as a forked worker's error, so every backend
+    raises the same types with the same attributes; the cause is the live exception.
     """
-    err = worker_error(describe_exception(exc, tb_text), chunk=chunk, items=items)
-    if err.__cause__ is not None and not isinstance(err.__cause__, _RemoteTraceback):
-        return err
-    # Could not be pickled: keep the live object as the cause.
-    exc.__cause__ = _RemoteTraceback(tb_text)
-    err.__cause__ = exc
-    return err
+    return worker_error(describe_exception(exc, tb_text, pickled=False), chunk=chunk,
+                        items=items, cause=exc)
 
 
 # --- wait statuses --------------------------------------------------------------------

@@ -83,8 +83,10 @@ class Pool:
         opts = self._options(options)
         source = _split.plan(items, _mapper(fn), workers=self.workers,
                              chunksize=opts["chunksize"])
-        window = WINDOW_PER_WORKER * self.workers if opts["ordered"] else None
-        return _imap(self._outcomes(source, opts, window), opts["ordered"])
+        if not opts["ordered"]:
+            return _imap_unordered(self._outcomes(source, opts))
+        window = WINDOW_PER_WORKER * self.workers
+        return _imap_ordered(self._outcomes(source, opts, window, raise_errors=False), source)
 
     def map_reduce(self, mapper: Callable, reducer: Callable, data, *, chunks: int | None = None,
                    initial: Any = NOTHING, **options):
@@ -131,8 +133,9 @@ class Pool:
         self._check_open()
         return _options(overrides, dict(self._defaults))
 
-    def _outcomes(self, source, opts, window=None):
-        """Outcomes of a run; the first failure is raised here, after retries."""
+    def _outcomes(self, source, opts, window=None, raise_errors=True):
+        """Outcomes of a run; the first failure is raised here (after retries), or passed
+        on when `raise_errors` is false."""
         # Inside a forked worker a nested map runs serially instead of forking again.
         name = "serial" if _platform.IN_WORKER else self.backend
         backend = backends.create(name, workers=self.workers, initializer=opts["initializer"],
@@ -144,7 +147,10 @@ class Pool:
         try:
             for out in outcomes:
                 if out.error is not None:
-                    raise out.error
+                    if raise_errors:
+                        raise out.error
+                    yield out
+                    continue
                 source.feedback(out.task.count, out.compute)
                 bar.update(out.task.count)
                 yield out
@@ -153,14 +159,34 @@ class Pool:
             bar.close()
 
 
-def _imap(outcomes, ordered: bool):
+def _imap_unordered(outcomes):
     with contextlib.closing(outcomes):
-        if ordered:
-            for chunk in in_order((o.task.index, o.result) for o in outcomes):
-                yield from chunk
-        else:
-            for out in outcomes:
-                yield from out.result
+        for out in outcomes:
+            yield from out.result
+
+
+def _imap_ordered(outcomes, source):
+    """Results in input order; a failure surfaces where a plain loop would raise it.
+
+    Every item before the failed chunk is still delivered (their chunks are already
+    running or queued); no chunk after it is started.
+    """
+    failure = None
+    with contextlib.closing(outcomes):
+        held: dict[int, list] = {}
+        expected = 0
+        for out in outcomes:
+            if out.error is not None:
+                if failure is None or out.task.index < failure.chunk:
+                    failure = out.error
+                    source.stop_after(out.task.index)
+            else:
+                held[out.task.index] = out.result
+            while expected in held:
+                yield from held.pop(expected)
+                expected += 1
+            if failure is not None and expected == failure.chunk:
+                raise failure
 
 
 def _mapper(fn):

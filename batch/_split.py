@@ -68,12 +68,20 @@ class Source:
         self._tasks = tasks
         self.total = total
         self._sizer = sizer
+        self._last: int | None = None
 
     def __iter__(self):
         return self
 
     def __next__(self) -> Task:
-        return next(self._tasks)
+        task = next(self._tasks)
+        if self._last is not None and task.index > self._last:
+            raise StopIteration
+        return task
+
+    def stop_after(self, index: int) -> None:
+        """Make no task past chunk `index`: a failure there ends the run anyway."""
+        self._last = index if self._last is None else min(self._last, index)
 
     def feedback(self, count: int, seconds: float | None) -> None:
         if self._sizer is not None and seconds is not None:

@@ -121,7 +121,8 @@ class ForkBackend:
                 except OSError:
                     pass
             _platform.IN_WORKER = True
-            _wire.write_all(w, _run_in_worker(task, self._initializer, self._initargs))
+            message = _run_in_worker(task, self._initializer, self._initargs)
+            _wire.write_all(w, message)
             code = 0
         except BaseException:
             code = 1

@@ -1,0 +1,189 @@
+"""Ctrl-C, SIGTERM and SIGKILL: every worker stopped, handlers restored, nothing orphaned.
+
+Subprocesses are started with SIGINT and SIGTERM reset to their defaults: a background
+job inherits SIGINT ignored, and a test that interrupts such a process proves nothing.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import batch
+from batch import _platform
+
+pytestmark = [pytest.mark.timeout(60),
+              pytest.mark.skipif(not _platform.HAS_FORK, reason="needs os.fork")]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def wait_dead(pids, seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(alive(p) for p in pids):
+            return []
+        time.sleep(0.02)
+    return [p for p in pids if alive(p)]
+
+
+def default_signals():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+# --- SIGINT inside this process -------------------------------------------------------
+
+def _interrupting(backend):
+    """A mapped function: item 0 sends SIGINT to the coordinator, the rest get stuck."""
+    def f(x):
+        if x == 0:
+            time.sleep(0.2)
+            target = os.getppid() if backend == "fork" else os.getpid()
+            os.kill(target, signal.SIGINT)
+        time.sleep(30 if backend == "fork" else 1)
+        return x
+    return f
+
+
+CALLS = {
+    "pmap": lambda f, b: batch.pmap(f, range(4), backend=b, workers=2, chunksize=1),
+    "imap": lambda f, b: list(batch.imap(f, range(4), backend=b, workers=2, chunksize=1)),
+    "map_reduce": lambda f, b: batch.map_reduce(lambda c: [f(x) for x in c], operator.add,
+                                                list(range(4)), backend=b, workers=2, chunks=4),
+    "Pool.map": lambda f, b: batch.Pool(2, backend=b).map(f, range(4), chunksize=1),
+}
+
+
+@pytest.mark.parametrize("call", CALLS)
+@pytest.mark.parametrize("kind", ["fork", "thread", "serial"])
+def test_sigint_mid_run(call, kind):
+    seen = []
+    orig = lambda signum, frame: seen.append(signum)  # noqa: E731 - a handler that does not raise
+    previous = signal.signal(signal.SIGINT, orig)
+    try:
+        if kind != "fork":
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            orig = signal.default_int_handler
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            CALLS[call](_interrupting(kind), kind)
+        elapsed = time.monotonic() - t0
+        assert signal.getsignal(signal.SIGINT) is orig
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert elapsed < 0.2 + 2.0 + (1.0 if kind != "fork" else 0)
+    assert seen == []  # our guard took the signal; the caller's handler saw nothing
+
+
+def test_sigint_ignored_by_the_caller_stays_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        def f(x):
+            os.kill(os.getppid(), signal.SIGINT)
+            return x
+        assert batch.pmap(f, [1, 2], backend="fork", chunksize=1) == [1, 2]
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_from_a_thread_no_handler_is_installed_and_cleanup_happens(recwarn):
+    handler_during_run = []
+    errors = []
+    started = threading.Event()
+
+    def f(x):
+        if x == 1:
+            raise LookupError("from a thread")
+        time.sleep(30)
+
+    def run():
+        try:
+            batch.pmap(f, [0, 1], backend="fork", workers=2, chunksize=1)
+        except LookupError as exc:
+            errors.append(exc)
+
+    before = signal.getsignal(signal.SIGINT)
+    t = threading.Thread(target=run)
+    t.start()
+    started.wait(0.3)
+    handler_during_run.append(signal.getsignal(signal.SIGINT))
+    t.join(20)
+    assert not t.is_alive()
+    assert handler_during_run == [before]
+    assert len(errors) == 1 and errors[0].chunk == 1
+
+
+# --- signals to a whole process -------------------------------------------------------
+
+SCRIPT = textwrap.dedent("""
+    import os, sys, time
+    sys.path.insert(0, {root!r})
+    import batch
+
+    def stuck(x):
+        with open(os.path.join({tmp!r}, f"{{os.getpid()}}.pid"), "w") as f:
+            f.write("x")
+        time.sleep(60)
+
+    batch.pmap(stuck, range(4), workers=2, chunksize=1)
+""")
+
+
+def start(tmp_path, **kw):
+    script = tmp_path / "job.py"
+    script.write_text(SCRIPT.format(root=str(ROOT), tmp=str(tmp_path)))
+    proc = subprocess.Popen([sys.executable, str(script)], preexec_fn=default_signals,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+    deadline = time.monotonic() + 20
+    while len(list(tmp_path.glob("*.pid"))) < 2:
+        assert time.monotonic() < deadline, "workers never started"
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.02)
+    return proc, [int(p.stem) for p in tmp_path.glob("*.pid")]
+
+
+def test_ctrl_c_to_the_process_group(tmp_path):
+    proc, workers = start(tmp_path, start_new_session=True)
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    proc.wait(timeout=10)
+    elapsed = time.monotonic() - t0
+    proc.stderr.close()
+    assert elapsed < 5
+    assert proc.returncode in (-signal.SIGINT, 130, 1)
+    assert wait_dead(workers, 2) == []
+
+
+def test_sigterm_to_the_parent_leaves_no_worker(tmp_path):
+    proc, workers = start(tmp_path)
+    proc.terminate()
+    proc.wait(timeout=10)
+    proc.stderr.close()
+    assert wait_dead(workers, 2) == []
+
+
+def test_sigkill_to_the_coordinator_leaves_no_worker(tmp_path):
+    proc, workers = start(tmp_path)
+    proc.kill()
+    proc.wait(timeout=10)
+    proc.stderr.close()
+    assert wait_dead(workers, 2) == []
