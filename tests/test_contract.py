@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import operator
 import time
 
@@ -235,3 +236,34 @@ def test_bad_sizes_fail_at_once(backend, name, value):
 def test_chunks_zero_fails_at_once(backend):
     with pytest.raises(ValueError, match="chunks"):
         batch.map_reduce(sum, operator.add, [1], chunks=0, backend=backend)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
+@pytest.mark.timeout(120)
+def test_imap_streams_a_long_generator_in_bounded_memory(backend):
+    """3 million 100-byte items: holding them all would take over 400 MB."""
+    n = 3_000_000
+    before = _rss_bytes()
+    peak, total = before, 0
+    for i, size in enumerate(batch.imap(len, (b"x" * 100 for _ in range(n)), backend=backend,
+                                        workers=2)):
+        total += size
+        if i % 100_000 == 0:
+            peak = max(peak, _rss_bytes())
+    assert total == 100 * n
+    assert peak - before < 100 * 2 ** 20
+
+
+def test_without_fork_the_default_is_threads(monkeypatch):
+    from batch import _platform, backends
+
+    monkeypatch.setattr(_platform, "HAS_FORK", False)
+    assert backends.resolve(None) == "thread"
+    with pytest.raises(ValueError, match="os.fork"):
+        batch.pmap(square, [1], backend="fork")
+    assert batch.pmap(square, [1, 2]) == [1, 4]
