@@ -11,6 +11,7 @@ data flow, batch/_errors.py for what a failure raises.
 
 from __future__ import annotations
 
+from ._combine import NOTHING as _NOTHING
 from ._errors import BatchError, ResultError, TaskTimeout, WorkerCrashed, WorkerError
 from ._platform import usable_cpus
 from ._pool import Pool
@@ -29,8 +30,6 @@ __all__ = [
     "pmap",
     "usable_cpus",
 ]
-
-_NOTHING = Pool.map_reduce.__kwdefaults__["initial"]
 
 
 def pmap(fn, items, *, workers=None, chunksize=None, backend=None, ordered=True,

@@ -18,6 +18,16 @@ def open_fds() -> set[int]:
         return {int(fd) for fd in os.listdir("/dev/fd")}
 
 
+def alive(pid: int) -> bool:
+    """True while pid exists and is not a zombie (an orphan's zombie may never be reaped
+    in a container whose init does not reap)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 @pytest.fixture(autouse=True)
 def no_leaks():
     """After every test: no child process (running or zombie) and no new fd."""

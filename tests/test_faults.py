@@ -20,6 +20,7 @@ import pytest
 
 import batch
 from batch import _platform, _wire
+from conftest import alive
 
 fork_only = pytest.mark.skipif(not _platform.HAS_FORK, reason="needs os.fork")
 pytestmark = pytest.mark.timeout(60)
@@ -30,15 +31,6 @@ class Unrebuildable(Exception):
 
     def __init__(self, a, b):
         super().__init__(f"{a} and {b}")
-
-
-def alive(pid: int) -> bool:
-    """True while pid exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 # --- the mapped function raises ---------------------------------------------------------

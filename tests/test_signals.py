@@ -20,19 +20,12 @@ import pytest
 
 import batch
 from batch import _platform
+from conftest import alive
 
 pytestmark = [pytest.mark.timeout(60),
               pytest.mark.skipif(not _platform.HAS_FORK, reason="needs os.fork")]
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 def wait_dead(pids, seconds: float) -> list[int]:
@@ -173,17 +166,12 @@ def test_ctrl_c_to_the_process_group(tmp_path):
     assert wait_dead(workers, 2) == []
 
 
-def test_sigterm_to_the_parent_leaves_no_worker(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_coordinator_killed_leaves_no_worker(tmp_path, sig):
+    """SIGTERM's default action and SIGKILL both end the coordinator with no cleanup of
+    its own: PR_SET_PDEATHSIG (or EPIPE elsewhere) must take the workers down."""
     proc, workers = start(tmp_path)
-    proc.terminate()
-    proc.wait(timeout=10)
-    proc.stderr.close()
-    assert wait_dead(workers, 2) == []
-
-
-def test_sigkill_to_the_coordinator_leaves_no_worker(tmp_path):
-    proc, workers = start(tmp_path)
-    proc.kill()
+    proc.send_signal(sig)
     proc.wait(timeout=10)
     proc.stderr.close()
     assert wait_dead(workers, 2) == []
