@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
+import mmap
 import os
 import signal
 
@@ -80,6 +81,38 @@ def enlarge_pipe(fd: int) -> None:
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
     except OSError:  # EPERM past the user's pipe quota: the default size still works
         pass
+
+
+# Receive buffers this big get their own mapping. Measured here (64 results of 16 MB,
+# 2 workers, medians of 4): np.empty 0.63 GB/s; MAP_POPULATE 0.48; MAP_POPULATE kept out
+# of forks with MADV_DONTFORK 1.23. np.empty's huge pages fault slowly inside readv, and
+# populated small pages make every later fork copy, and every worker's exit tear down,
+# the page tables of all results received so far (fork went from 2 to 11 ms).
+POPULATE_THRESHOLD = 1 << 20
+
+
+def receive_buffer(nbytes: int):
+    """A writable buffer of `nbytes` for data about to be read into it, or None when an
+    ordinary allocation is as good (small, or not Linux).
+
+    The buffer is not inherited by workers forked later: call `inheritable()` on it
+    before any user code can see it, or a worker that touched it would fault.
+    """
+    flag = getattr(mmap, "MAP_POPULATE", 0)
+    if nbytes < POPULATE_THRESHOLD or not flag or not hasattr(mmap, "MADV_DONTFORK"):
+        return None
+    try:
+        buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | flag)
+    except OSError:  # out of address space or a strict overcommit policy: let numpy try
+        return None
+    buf.madvise(mmap.MADV_DONTFORK)
+    return buf
+
+
+def inheritable(buffers) -> None:
+    """Let workers forked from now on see these receive buffers again."""
+    for buf in buffers:
+        buf.madvise(mmap.MADV_DOFORK)
 
 
 # --- worker lifetime ------------------------------------------------------------------

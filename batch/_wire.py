@@ -18,12 +18,15 @@ its type.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import struct
 
 import msgpack
 import numpy as np
+
+from ._platform import receive_buffer
 
 RESULT, ERROR = 0, 1
 
@@ -105,11 +108,18 @@ def write_all(fd: int, buffers) -> None:
 class _Decoder:
     def __init__(self):
         self.arrays: list[np.ndarray] = []
+        self.mappings: list = []  # receive buffers hidden from later forks
 
     def ext_hook(self, code: int, data: bytes):
         if code == _ARRAY_OOB:
             dtype, shape = self._unpack(data)
-            a = np.empty(shape, dtype=np.dtype(dtype))
+            dtype = np.dtype(dtype)
+            buf = receive_buffer(dtype.itemsize * math.prod(shape))
+            if buf is None:
+                a = np.empty(shape, dtype=dtype)
+            else:
+                self.mappings.append(buf)
+                a = np.frombuffer(buf, dtype=dtype).reshape(shape)
             self.arrays.append(a)
             return a
         if code == _ARRAY:
@@ -132,8 +142,9 @@ class _Decoder:
         return msgpack.unpackb(data, ext_hook=self.ext_hook, raw=False, strict_map_key=False)
 
 
-def decode_body(body) -> tuple[object, list[memoryview]]:
-    """The payload, and the buffers (still empty) that the out-of-band bytes fill."""
+def decode_body(body) -> tuple[object, list[memoryview], list]:
+    """The payload; the buffers (still empty) that the out-of-band bytes fill; and the
+    receive buffers among them that later forks do not inherit (see receive_buffer)."""
     dec = _Decoder()
     try:
         payload = dec._unpack(body)
@@ -141,7 +152,7 @@ def decode_body(body) -> tuple[object, list[memoryview]]:
         raise
     except Exception as exc:
         raise DecodeError(f"undecodable message body ({type(exc).__name__}: {exc})") from None
-    return payload, [_byte_view(a) for a in dec.arrays if a.nbytes]
+    return payload, [_byte_view(a) for a in dec.arrays if a.nbytes], dec.mappings
 
 
 class Reader:
@@ -160,6 +171,7 @@ class Reader:
         self.kind = None
         self.payload = None
         self.extra = 0  # bytes after a complete message: the stream is garbled
+        self.private: list = []  # receive buffers that later forks do not inherit
 
     @property
     def complete(self) -> bool:
@@ -198,7 +210,7 @@ class Reader:
             self._targets = [memoryview(self._body)]
             self._stage = 1
         elif self._stage == 1:
-            self.payload, buffers = decode_body(self._body)
+            self.payload, buffers, self.private = decode_body(self._body)
             del self._body
             if sum(b.nbytes for b in buffers) != self._oob:
                 raise DecodeError("message body and out-of-band length disagree")
@@ -206,3 +218,44 @@ class Reader:
             self._stage = 2
         else:
             self._stage = 3
+
+
+def save(path, obj) -> None:
+    """Write `obj` to a file as one msgpack document followed by its big arrays' bytes.
+
+    For plain data (dicts, lists, str, numbers) the file is ordinary msgpack that any
+    msgpack reader opens. It is flushed and fsynced, so a caller that writes a temporary
+    name and renames it (the CLI's checkpoints and outputs) never exposes half a file.
+    """
+    enc = _Encoder()
+    try:
+        body = enc._pack(obj)
+    except EncodeError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:  # msgpack's own limits
+        raise EncodeError(f"a value cannot be encoded: {exc}") from None
+    with open(path, "wb") as f:
+        write_all(f.fileno(), [body, *enc.buffers])
+        os.fsync(f.fileno())
+
+
+def load(path):
+    """Read back what `save` wrote; a short or garbled file is a DecodeError."""
+    dec = _Decoder()
+    with open(path, "rb") as f:
+        # max_buffer_size=0 lifts msgpack's 100 MiB default to its 4 GiB format limit.
+        unpacker = msgpack.Unpacker(f, ext_hook=dec.ext_hook, raw=False,
+                                    strict_map_key=False, max_buffer_size=0)
+        try:
+            payload = unpacker.unpack()
+        except DecodeError:
+            raise
+        except Exception as exc:
+            raise DecodeError(f"{path}: undecodable ({type(exc).__name__}: {exc})") from None
+        f.seek(unpacker.tell())
+        for view in (_byte_view(a) for a in dec.arrays if a.nbytes):
+            if f.readinto(view) != view.nbytes:
+                raise DecodeError(f"{path}: truncated")
+        if f.read(1):
+            raise DecodeError(f"{path}: unexpected bytes after the data")
+    return payload

@@ -87,3 +87,19 @@ def test_blas_threads_limited_in_workers():
 
     [counts] = batch.pmap(threads, [0], workers=2, backend="fork")
     assert max(counts) <= max(1, _platform.usable_cpus() // 2)
+
+
+def test_big_results_are_visible_to_later_workers():
+    """Receive buffers are hidden from forks only while the run holds them privately."""
+    first = batch.pmap(lambda i: np.full(1 << 18, float(i)), [1, 2], chunksize=1)
+    streamed = list(batch.imap(lambda i: np.full(1 << 18, float(i)), [3], chunksize=1))
+    sums = batch.pmap(lambda a: float(a.sum()), first + streamed, chunksize=1)
+    assert sums == [float(1 << 18), 2.0 * (1 << 18), 3.0 * (1 << 18)]
+    partial_holder = []
+
+    def keep(acc, part):
+        partial_holder.append(part)
+        return acc + part
+
+    batch.map_reduce(lambda c: np.full(1 << 18, 1.0), keep, list(range(4)), chunks=4)
+    assert batch.pmap(lambda a: float(a[0]), partial_holder) == [1.0] * len(partial_holder)

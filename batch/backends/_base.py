@@ -55,3 +55,6 @@ class Outcome:
     exitcode: int | None = None
     signal: int | None = None
     maxrss: int | None = None        # peak resident bytes of the worker, where known
+    # Buffers of `result` hidden from later forks (fork backend): the coordinator's
+    # caller makes them inheritable again before user code can reach the result.
+    private: list = dataclasses.field(default_factory=list)

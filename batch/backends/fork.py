@@ -182,6 +182,7 @@ class ForkBackend:
                 f"{reader.extra} stray bytes after the result in the worker's pipe", **where)
         elif reader.complete and reader.kind == _wire.RESULT:
             out.compute, out.result = reader.payload
+            out.private = reader.private
         elif reader.complete:
             info = reader.payload
             out.compute = info.get("seconds")
