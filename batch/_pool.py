@@ -71,7 +71,7 @@ class Pool:
         """[fn(x) for x in items], computed in parallel; input order unless ordered=False."""
         opts = self._options(options)
         source = _split.plan(items, _mapper(fn), workers=self.workers,
-                             chunksize=opts["chunksize"])
+                             chunksize=opts["chunksize"], probe=True)
         chunks: dict[int, list] = {}
         results: list = []
         private: list = []  # no user code sees the results before the run ends
@@ -97,7 +97,7 @@ class Pool:
         """
         opts = self._options(options)
         source = _split.plan(items, _mapper(fn), workers=self.workers,
-                             chunksize=opts["chunksize"])
+                             chunksize=opts["chunksize"], probe=True)
         if not opts["ordered"]:
             return _imap_unordered(self._outcomes(source, opts))
         window = WINDOW_PER_WORKER * self.workers

@@ -267,3 +267,26 @@ def test_without_fork_the_default_is_threads(monkeypatch):
     with pytest.raises(ValueError, match="os.fork"):
         batch.pmap(square, [1], backend="fork")
     assert batch.pmap(square, [1, 2]) == [1, 4]
+
+
+def test_cheap_items_get_few_chunks_and_costly_items_many():
+    from batch import _split
+
+    cheap = _split.plan(list(range(200_000)), len, workers=2, probe=True)
+    sizes = [next(cheap).count, next(cheap).count]
+    cheap.feedback(sizes[0], 0.0005)           # 6,250 items in 0.5 ms: trivial items
+    sizes += [t.count for t in cheap]
+    assert sizes[:2] == [6250, 6250] and len(sizes) == 4 and sum(sizes) == 200_000
+
+    costly = _split.plan(list(range(1000)), len, workers=2, probe=True)
+    first = [next(costly).count, next(costly).count]
+    costly.feedback(first[0], 3.1)               # 0.1 s an item
+    rest = [t.count for t in costly]
+    assert len(rest) == 2 * _split.CHUNKS_PER_WORKER and sum(first + rest) == 1000
+
+
+def test_map_reduce_chunks_do_not_depend_on_timing(backend):
+    data = np.arange(100_000, dtype=np.float64)
+    spans = [batch.map_reduce(lambda c: [(float(c[0]), len(c))], operator.add, data,
+                              backend=backend, workers=2) for _ in range(2)]
+    assert spans[0] == spans[1] and len(spans[0]) == 2 * 4
