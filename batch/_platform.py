@@ -11,7 +11,9 @@ import functools
 import math
 import mmap
 import os
+import select
 import signal
+import time
 
 try:
     import fcntl
@@ -187,6 +189,57 @@ def wait4(pid: int, options: int = 0) -> tuple[int, int, int | None]:
         return got, status, usage.ru_maxrss * 1024 if got else None
     got, status = os.waitpid(pid, options)
     return got, status, None
+
+
+def wait_exits(pids, timeout: float) -> set[int]:
+    """Reap the children in `pids` that exit within `timeout` seconds; the rest, still
+    running, are returned.
+
+    On Linux each child gets a pidfd, readable once it exits, so the wait ends the moment
+    the last one does; elsewhere it polls every 2 ms.
+    """
+    pending = set(pids)
+    deadline = time.monotonic() + timeout
+    pidfds = {}
+    if hasattr(os, "pidfd_open"):
+        for pid in pending:
+            try:
+                pidfds[pid] = os.pidfd_open(pid)
+            except OSError:  # already reaped, or a kernel without pidfd
+                pass
+    try:
+        while pending:
+            for pid in list(pending):
+                try:
+                    got, _, _ = wait4(pid, os.WNOHANG)
+                except ChildProcessError:
+                    got = pid
+                if got:
+                    pending.discard(pid)
+            left = deadline - time.monotonic()
+            if not pending or left <= 0:
+                break
+            fds = [pidfds[p] for p in pending if p in pidfds]
+            if len(fds) == len(pending):
+                select.select(fds, [], [], left)
+            else:
+                time.sleep(min(0.002, left))
+    finally:
+        for fd in pidfds.values():
+            os.close(fd)
+    return pending
+
+
+def peak_rss(pid: int) -> int | None:
+    """Peak resident bytes of a live process so far (Linux), else None."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 # --- BLAS threads ---------------------------------------------------------------------

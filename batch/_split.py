@@ -163,7 +163,8 @@ def plan(data, body: Callable[[Any], Any], *, workers: int, chunks: int | None =
 
 def _sliced(data, body, spans) -> Iterator[Task]:
     for index, (start, stop) in enumerate(spans):
-        yield Task(index, range(start, stop), stop - start, body, data, (start, stop))
+        yield Task(index, range(start, stop), stop - start, body, data, (start, stop),
+                   shared=True)
 
 
 def _probed(data, body, sizer: _Probe) -> Iterator[Task]:
@@ -173,7 +174,8 @@ def _probed(data, body, sizer: _Probe) -> Iterator[Task]:
             return
         stop = min(sizer.n, start + sizer.next_size(index))
         sizer.handed = stop
-        yield Task(index, range(start, stop), stop - start, body, data, (start, stop))
+        yield Task(index, range(start, stop), stop - start, body, data, (start, stop),
+                   shared=True)
         start = stop
 
 

@@ -103,3 +103,23 @@ def test_big_results_are_visible_to_later_workers():
 
     batch.map_reduce(lambda c: np.full(1 << 18, 1.0), keep, list(range(4)), chunks=4)
     assert batch.pmap(lambda a: float(a[0]), partial_holder) == [1.0] * len(partial_holder)
+
+
+def test_chunks_of_one_input_reuse_the_run_s_workers(tmp_path):
+    log = tmp_path / "init.log"
+
+    def init():
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    pids = batch.pmap(lambda x: os.getpid(), list(range(40)), workers=2, chunksize=1,
+                      backend="fork", initializer=init)
+    assert len(set(pids)) <= 2 and os.getpid() not in pids
+    assert sorted(set(log.read_text().split())) == sorted(str(p) for p in set(pids))
+
+
+def test_lazy_chunks_get_a_worker_that_can_see_them():
+    made_late = (np.full(3, float(i)) for i in range(6))  # created after the first fork
+    sums = list(batch.imap(lambda a: float(a.sum()), made_late, workers=2, chunksize=1,
+                           backend="fork"))
+    assert sums == [3.0 * i for i in range(6)]

@@ -32,6 +32,9 @@ class Task:
     data: Any = None                 # the whole sliceable input, or this chunk's items
     span: tuple[int, int] | None = None
     attempt: int = 1
+    # True when `data` is the run's own input, which existed before the run began: a
+    # worker forked for an earlier chunk of the run can then run this one too.
+    shared: bool = False
 
     def chunk(self):
         return self.data if self.span is None else self.data[self.span[0]:self.span[1]]

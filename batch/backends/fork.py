@@ -1,24 +1,30 @@
-"""The fork backend: one forked process per chunk, results back over a pipe.
+"""The fork backend: forked workers read chunks through copy-on-write, results come back
+over pipes.
 
-    coordinator                                   worker (forked per chunk)
-    ───────────                                   ────────────────────────
-    chunk in memory ──► pipe() ──► fork() ──────► sees the chunk through copy-on-write
-    close write end                               close read end, ignore SIGINT
-    register read end in the selector             run initializer, work()
-          ▲                                       encode result (msgpack, raw arrays)
-          └──────────── frames over the pipe ◄─── write, flush stdio, os._exit()
-    read as data arrives ─► EOF ─► wait4 ─► Outcome
+    coordinator                                     worker (backends/_worker.py)
+    ───────────                                     ────────────────────────────
+    input in memory ─► pipe() ─► fork() ──────────► sees the input through copy-on-write
+    close the worker's ends, register the           close the coordinator's ends,
+    result pipe in the selector                     ignore SIGINT, run the first task
+          ▲                                         encode (msgpack, raw arrays), write
+          └────────── message on the result pipe ◄──┘
+    read as data arrives ─► Outcome                 persistent: wait on the task pipe
+    persistent: next span ─► task pipe ───────────► for (index, start, stop), run it
+    one-shot, or end of run: EOF / wait4 ◄───────── os._exit()
 
-Why a process per chunk, not long-lived workers that pull chunk indices: forking costs
-about 1.8 ms here (5 ms from a parent holding 2 GiB), and a per-chunk process
-- sees every chunk through copy-on-write, including chunks of a generator that did not
-  exist yet when the run began: the input is never serialized, not even for lazy input;
-- cannot carry state (leaked memory, a wedged C library, a changed cwd) from one chunk to
-  the next, and a crash, timeout or retry concerns exactly one chunk;
-- needs no task protocol, so a straggler never holds queued work: the next chunk is
-  forked on whichever core frees first.
-Pulling workers would save the fork per chunk; the chunkers keep chunks big enough
-(tens of milliseconds of work) that this costs a few percent, which the benchmarks show.
+Two kinds of worker, and why:
+- A chunk of the run's own input (an array or sequence that existed before the run, cut
+  by span) goes to a persistent worker: forked once per run and core, it then pulls
+  spans over its task pipe. A fork here costs about 1.5 ms of coordinator CPU and 2 ms of
+  worker CPU (page tables, copy-on-write faults, exit), and with a process per chunk,
+  64 chunks of 16 MB results were fork-bound; persistent workers pay it once per core.
+- Any other chunk (items of a generator gathered after the run began, a retry, a
+  submitted call) gets a one-shot worker forked for it: a process forked earlier cannot
+  see memory created after it, and the input is never serialized, not even for lazy
+  input. A retry also gets a fresh process, so nothing a failed attempt left behind in
+  its process carries over.
+Either way a worker runs one chunk at a time and the coordinator hands out the next one
+to whichever core frees first, so a straggler never holds queued work.
 """
 
 from __future__ import annotations
@@ -29,10 +35,10 @@ import selectors
 import sys
 import threading
 import time
-import traceback
 import warnings
 
 from .. import _errors, _platform, _signals, _wire
+from . import _worker
 from ._base import Outcome, Task
 
 # Time a stopped worker gets to exit after SIGTERM before SIGKILL: long enough for a
@@ -44,15 +50,24 @@ _warned_threads = False
 
 
 class _Worker:
-    __slots__ = ("pid", "fd", "task", "reader", "started", "t0")
+    __slots__ = ("pid", "fd", "task_fd", "task", "first", "reader", "started", "t0")
 
-    def __init__(self, pid, fd, task):
+    def __init__(self, pid: int, fd: int, task_fd: int, task: Task):
         self.pid = pid
-        self.fd = fd           # read end of the worker's pipe; -1 once closed
+        self.fd = fd            # read end of the result pipe; -1 once closed
+        self.task_fd = task_fd  # write end of the task pipe; -1 for a one-shot worker
+        self.first = task       # what it was forked with: its body and input
+        self.assign(task)
+
+    def assign(self, task: Task | None) -> None:
         self.task = task
         self.reader = _wire.Reader()
         self.started = time.time()
         self.t0 = time.perf_counter()
+
+    def can_run(self, task: Task) -> bool:
+        return (self.task is None and self.task_fd >= 0 and task.body is self.first.body
+                and task.data is self.first.data)
 
 
 class ForkBackend:
@@ -66,7 +81,8 @@ class ForkBackend:
         self._initializer = initializer
         self._initargs = initargs
         self._sel = selectors.DefaultSelector()
-        self._workers: dict[int, _Worker] = {}   # task index -> worker
+        self._workers: dict[int, _Worker] = {}   # pid -> every worker not yet reaped
+        self._busy: dict[int, _Worker] = {}      # task index -> worker running it
         self._wake_fd = -1
         _platform.prepare_fork()
         self._restore_blas = _platform.limit_blas_threads(
@@ -75,14 +91,26 @@ class ForkBackend:
     # --- starting ---------------------------------------------------------------------
 
     def start(self, task: Task) -> None:
+        persistent = task.shared and task.attempt == 1
+        if persistent:
+            for worker in self._workers.values():
+                if worker.can_run(task):
+                    start, stop = task.span
+                    os.write(worker.task_fd, _worker.TASK.pack(task.index, start, stop))
+                    worker.assign(task)
+                    self._busy[task.index] = worker
+                    return
+        self._fork(task, persistent)
+
+    def _fork(self, task: Task, persistent: bool) -> None:
         _warn_if_threads()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:  # closed or replaced streams
                 pass
-        r, w = os.pipe()
-        registered = False
+        fds = list(os.pipe()) + (list(os.pipe()) if persistent else [-1, -1])
+        r, w, tr, tw = fds
         try:
             _platform.enlarge_pipe(w)
             with _signals.signals_blocked():
@@ -93,53 +121,30 @@ class ForkBackend:
                     gc.unfreeze()
                     raise
                 if pid == 0:
-                    self._child(task, r, w)  # never returns
+                    _worker.main(task, w, tr, [r, tw, *self._own_fds()], os.getppid(),
+                                 self._initializer, self._initargs)  # never returns
                 gc.unfreeze()
-                os.close(w)
-                w = -1
+                for i in (1, 2):  # the worker's ends: closed here at once
+                    if fds[i] >= 0:
+                        os.close(fds[i])
+                    fds[i] = -1
                 os.set_blocking(r, False)
-                worker = _Worker(pid, r, task)
-                self._workers[task.index] = worker
+                worker = _Worker(pid, r, tw, task)
+                self._workers[pid] = worker
+                self._busy[task.index] = worker
                 self._sel.register(r, selectors.EVENT_READ, worker)
-                registered = True
+                fds = []
         finally:
-            if w >= 0:
-                os.close(w)
-            if not registered:
-                os.close(r)
-
-    def _child(self, task: Task, r: int, w: int) -> None:
-        code = 1
-        try:
-            _signals.reset_in_worker()
-            _platform.die_with_parent(os.getppid())
-            _platform.new_process_group()
-            os.close(r)
-            for fd in self._inherited_fds():
-                try:
+            for fd in fds:
+                if fd >= 0:
                     os.close(fd)
-                except OSError:
-                    pass
-            _platform.IN_WORKER = True
-            message = _run_in_worker(task, self._initializer, self._initargs)
-            _wire.write_all(w, message)
-            code = 0
-        except BaseException:
-            code = 1
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except BaseException:
-                    pass
-            os._exit(code)
 
-    def _inherited_fds(self):
-        yield from (w.fd for w in self._workers.values())
-        try:
-            yield self._sel.fileno()
-        except (AttributeError, ValueError):
-            pass
+    def _own_fds(self):
+        """The coordinator's fds a new worker inherits and must close at once: a task
+        pipe held open by a sibling would never let its own worker see end of file."""
+        for worker in self._workers.values():
+            yield from (fd for fd in (worker.fd, worker.task_fd) if fd >= 0)
+        yield self._sel.fileno()
 
     # --- waiting ----------------------------------------------------------------------
 
@@ -155,41 +160,50 @@ class ForkBackend:
             try:
                 eof = worker.reader.feed(worker.fd)
             except _wire.DecodeError as exc:
-                outcomes.append(self._finish(worker, problem=str(exc)))
+                out = self._end(worker, problem=str(exc))
+                if out is not None:
+                    outcomes.append(out)
                 continue
-            # A complete message is enough: a grandchild holding the pipe open must not
-            # delay the result until it exits.
-            if eof or worker.reader.complete:
-                outcomes.append(self._finish(worker))
+            if worker.task is None:
+                if eof:  # an idle worker left (killed from outside): no chunk lost
+                    self._end(worker)
+            elif worker.reader.complete and worker.task_fd >= 0 and not eof:
+                outcomes.append(self._delivered(worker))
+            elif eof or worker.reader.complete:
+                # A one-shot worker's complete message is enough: a grandchild holding
+                # the pipe open must not delay the result until it exits.
+                outcomes.append(self._end(worker))
         return outcomes
 
-    def _finish(self, worker: _Worker, problem: str | None = None) -> Outcome:
-        """Reap a worker whose message is complete, cut short, or garbled."""
+    def _delivered(self, worker: _Worker) -> Outcome:
+        """A persistent worker finished a chunk and waits for the next one."""
+        task = worker.task
+        out = Outcome(task, pid=worker.pid, started=worker.started,
+                      seconds=time.perf_counter() - worker.t0,
+                      maxrss=_platform.peak_rss(worker.pid))
+        self._read_message(worker, out)
+        del self._busy[task.index]
+        worker.assign(None)
+        return out
+
+    def _end(self, worker: _Worker, problem: str | None = None) -> Outcome | None:
+        """Reap a worker whose message is complete, cut short or garbled, or that left."""
         if problem is not None:
             _platform.kill_group(worker.pid, 9)
         self._release(worker)
         _, status, maxrss = _platform.wait4(worker.pid)
-        exitcode, signum = _errors.decode_wait_status(status)
         task, reader = worker.task, worker.reader
+        if task is None:
+            return None
+        exitcode, signum = _errors.decode_wait_status(status)
         out = Outcome(task, pid=worker.pid, started=worker.started,
                       seconds=time.perf_counter() - worker.t0,
                       exitcode=exitcode, signal=signum, maxrss=maxrss)
         where = {"chunk": task.index, "items": task.items}
         if problem is not None:
             out.error = _errors.result_error(f"garbled result from the worker: {problem}", **where)
-        elif reader.complete and reader.extra:
-            out.error = _errors.result_error(
-                f"{reader.extra} stray bytes after the result in the worker's pipe", **where)
-        elif reader.complete and reader.kind == _wire.RESULT:
-            out.compute, out.result = reader.payload
-            out.private = reader.private
         elif reader.complete:
-            info = reader.payload
-            out.compute = info.get("seconds")
-            if info.get("encode"):
-                out.error = _errors.result_error(info["message"], **where)
-            else:
-                out.error = _errors.worker_error(info, **where)
+            self._read_message(worker, out)
         elif reader.received and exitcode == 0:
             out.error = _errors.result_error(
                 f"the worker exited after sending only {reader.received} bytes of its result",
@@ -200,31 +214,59 @@ class ForkBackend:
                                         **where)
         return out
 
+    def _read_message(self, worker: _Worker, out: Outcome) -> None:
+        reader, task = worker.reader, worker.task
+        where = {"chunk": task.index, "items": task.items}
+        if reader.extra:
+            out.error = _errors.result_error(
+                f"{reader.extra} stray bytes after the result in the worker's pipe", **where)
+        elif reader.kind == _wire.RESULT:
+            out.compute, out.result = reader.payload
+            out.private = reader.private
+        else:
+            info = reader.payload
+            out.compute = info.get("seconds")
+            if info.get("encode"):
+                out.error = _errors.result_error(info["message"], **where)
+            else:
+                out.error = _errors.worker_error(info, **where)
+
     def _release(self, worker: _Worker) -> None:
-        self._workers.pop(worker.task.index, None)
+        """Forget a worker and close its fds; it still has to be reaped."""
+        self._workers.pop(worker.pid, None)
+        if worker.task is not None:
+            self._busy.pop(worker.task.index, None)
         if worker.fd >= 0:
             self._sel.unregister(worker.fd)
             os.close(worker.fd)
             worker.fd = -1
+        if worker.task_fd >= 0:
+            os.close(worker.task_fd)
+            worker.task_fd = -1
 
     # --- stopping ---------------------------------------------------------------------
 
     def stop(self, task: Task) -> Outcome:
-        worker = self._workers[task.index]
-        _stop_all([worker])
+        worker = self._busy[task.index]
         out = Outcome(task, pid=worker.pid, started=worker.started,
                       seconds=time.perf_counter() - worker.t0)
         self._release(worker)
+        _reap([worker.pid], stop=[worker.pid])
         return out
 
     def close(self) -> None:
-        """Stop and reap every worker still running; close every fd. Idempotent."""
+        """Stop and reap every worker; close every fd. Idempotent.
+
+        Idle persistent workers leave by themselves when their task pipe closes; busy
+        ones are stopped with SIGTERM, then SIGKILL after STOP_GRACE.
+        """
         workers = list(self._workers.values())
+        busy = [w.pid for w in workers if w.task is not None]
         try:
-            _stop_all(workers)
-        finally:
             for worker in workers:
                 self._release(worker)
+            _reap([w.pid for w in workers], stop=busy)
+        finally:
             if self._wake_fd >= 0:
                 self._sel.unregister(self._wake_fd)
                 self._wake_fd = -1
@@ -232,51 +274,17 @@ class ForkBackend:
             self._restore_blas()
 
 
-def _stop_all(workers) -> None:
-    """SIGTERM each worker's process group, wait STOP_GRACE, SIGKILL, reap them all."""
-    alive = {w.pid for w in workers}
-    for pid in alive:
+def _reap(pids, stop) -> None:
+    """SIGTERM the process groups in `stop`, then reap every pid in `pids`; whatever is
+    still alive after STOP_GRACE gets SIGKILL."""
+    for pid in stop:
         _platform.kill_group(pid, 15)
-    deadline = time.monotonic() + STOP_GRACE
-    while alive:
-        for pid in list(alive):
-            try:
-                got, _, _ = _platform.wait4(pid, os.WNOHANG)
-            except ChildProcessError:
-                got = pid
-            if got:
-                alive.discard(pid)
-        if not alive:
-            return
-        if time.monotonic() >= deadline:
-            for pid in alive:
-                _platform.kill_group(pid, 9)
-            for pid in alive:
-                try:
-                    _platform.wait4(pid)
-                except ChildProcessError:
-                    pass
-            return
-        time.sleep(0.005)
-
-
-def _run_in_worker(task: Task, initializer, initargs) -> list:
-    """The message a worker sends: its result, or what went wrong, as data."""
-    t0 = time.perf_counter()
-    try:
-        if initializer is not None:
-            initializer(*initargs)
-        result = task.work()
-    except BaseException as exc:  # SystemExit too: it must never end the coordinator
-        info = _errors.describe_exception(exc, traceback.format_exc())
-        info["seconds"] = time.perf_counter() - t0
-        return _wire.encode(_wire.ERROR, info)
-    seconds = time.perf_counter() - t0
-    try:
-        return _wire.encode(_wire.RESULT, [seconds, result])
-    except _wire.EncodeError as exc:
-        return _wire.encode(_wire.ERROR, {"encode": True, "message": str(exc),
-                                          "seconds": seconds})
+    for pid in _platform.wait_exits(pids, STOP_GRACE):
+        _platform.kill_group(pid, 9)
+        try:
+            _platform.wait4(pid)
+        except ChildProcessError:
+            pass
 
 
 def _warn_if_threads() -> None:
@@ -288,4 +296,4 @@ def _warn_if_threads() -> None:
         f"batch is forking while {threading.active_count() - 1} other thread(s) are alive; "
         "a lock one of them holds stays locked forever in the child and can hang it. "
         "Start threads after the run, or use backend='thread'.",
-        RuntimeWarning, stacklevel=4)
+        RuntimeWarning, stacklevel=5)

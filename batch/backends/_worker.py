@@ -1,0 +1,100 @@
+"""Life of a forked worker, from the moment fork() returns 0 to os._exit().
+
+A worker runs the task it was forked with, writes its result message, and then, if it
+was given a task pipe, waits there for the next span of the same input: 24 bytes,
+(chunk index, start, stop). End of file on the task pipe means the run is over. Nothing
+in here returns to the caller's code: every path ends in os._exit, so no atexit
+handler, no buffered file of the parent and no `finally` of the caller runs twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import struct
+import sys
+import time
+import traceback
+
+from .. import _errors, _platform, _signals, _wire
+from ._base import Task
+
+TASK = struct.Struct("<qqq")  # chunk index, start, stop
+
+
+def main(task: Task, result_fd: int, task_fd: int, close_fds, parent_pid: int,
+         initializer, initargs) -> None:
+    code = 1
+    try:
+        _signals.reset_in_worker()
+        _platform.die_with_parent(parent_pid)
+        _platform.new_process_group()
+        for fd in close_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        _platform.IN_WORKER = True
+        ready = _initialize(initializer, initargs)
+        while task is not None:
+            message = ready if ready is not None else run(task)
+            _wire.write_all(result_fd, message)
+            if ready is not None:
+                break  # the initializer failed: report it once, serve nothing
+            task = next_task(task, task_fd) if task_fd >= 0 else None
+        code = 0
+    except BaseException:  # EPIPE (the coordinator is gone), or worse: just leave
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+        os._exit(code)
+
+
+def _initialize(initializer, initargs):
+    """None when ready; else the error message to send instead of the first result."""
+    if initializer is None:
+        return None
+    t0 = time.perf_counter()
+    try:
+        initializer(*initargs)
+    except BaseException as exc:
+        return _error(exc, time.perf_counter() - t0)
+    return None
+
+
+def run(task: Task) -> list:
+    """The message for one task: its result, or what went wrong, as data."""
+    t0 = time.perf_counter()
+    try:
+        result = task.work()
+    except BaseException as exc:  # SystemExit too: it must never end the coordinator
+        return _error(exc, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    try:
+        return _wire.encode(_wire.RESULT, [seconds, result])
+    except _wire.EncodeError as exc:
+        return _wire.encode(_wire.ERROR, {"encode": True, "message": str(exc),
+                                          "seconds": seconds})
+
+
+def _error(exc: BaseException, seconds: float) -> list:
+    info = _errors.describe_exception(exc, traceback.format_exc())
+    info["seconds"] = seconds
+    return _wire.encode(_wire.ERROR, info)
+
+
+def next_task(previous: Task, task_fd: int) -> Task | None:
+    """Block for the next span of the same input; None at end of file."""
+    raw = b""
+    while len(raw) < TASK.size:
+        piece = os.read(task_fd, TASK.size - len(raw))
+        if not piece:
+            return None
+        raw += piece
+    index, start, stop = TASK.unpack(raw)
+    return dataclasses.replace(previous, index=index, items=range(start, stop),
+                               count=stop - start, span=(start, stop), attempt=1)
