@@ -26,7 +26,7 @@ import struct
 import msgpack
 import numpy as np
 
-from ._platform import receive_buffer
+from ._platform import inheritable, receive_buffer
 
 RESULT, ERROR = 0, 1
 
@@ -258,4 +258,5 @@ def load(path):
                 raise DecodeError(f"{path}: truncated")
         if f.read(1):
             raise DecodeError(f"{path}: unexpected bytes after the data")
+    inheritable(dec.mappings)  # a file's arrays go straight to user code
     return payload

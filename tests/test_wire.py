@@ -70,3 +70,13 @@ def test_unpicklable_object_names_its_type():
     import threading
     with pytest.raises(_wire.EncodeError, match="lock"):
         _wire.encode(_wire.RESULT, [threading.Lock()])
+
+
+def test_saved_arrays_load_visible_to_later_workers(tmp_path):
+    import batch
+
+    path = tmp_path / "saved.msgpack"
+    _wire.save(path, {"a": np.arange(1 << 18, dtype=np.float64)})
+    loaded = _wire.load(path)["a"]
+    assert batch.pmap(lambda i: float(loaded[i]), [1, (1 << 18) - 1], backend="fork",
+                      chunksize=1) == [1.0, float((1 << 18) - 1)]
