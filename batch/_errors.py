@@ -255,17 +255,19 @@ def decode_wait_status(status: int) -> tuple[int | None, int | None]:
 def crashed(status: int, *, pid, chunk=None, items=None, maxrss=None,
             detail: str = "") -> WorkerCrashed:
     exitcode, signum = decode_wait_status(status)
+    hint = None
     if signum is not None:
         name = signal_name(signum)
         how = f"was killed by {name} ({signum})"
         hint = _SIGNAL_HINTS.get(name)
-        if hint:
-            how += f": {hint}"
     else:
         how = f"exited with status {exitcode}"
-    message = f"worker for {_where(chunk, items)} (pid {pid}) {how} without delivering its result"
+    message = f"the worker for {_where(chunk, items)} (pid {pid}) {how} without delivering " \
+              f"its result"
     if detail:
         message += f" ({detail})"
+    if hint:
+        message += f": {hint}"
     if maxrss:
         message += f"; peak memory {format_bytes(maxrss)}"
     return WorkerCrashed(message, chunk=chunk, items=items, pid=pid, exitcode=exitcode,
