@@ -1,0 +1,97 @@
+"""The `batch` command: the only place that prints for the user or exits.
+
+    argv ─► _args (argparse; one-line errors) ─► _run.run or _info.info or bench
+                    │
+    _run:   _inputs.open_input ─► INPUT kind: array (.npy/.npz memmap), lines (text file
+            │                     byte ranges, stdin/.gz streams), files (folder, glob, -0)
+            _job.build ─► Mapper (_builtins or module:function) + Reducer (_reducers)
+            _outputs.Target, _checkpoint.Checkpoint: checked before any work
+            │
+            _execute: plan ─► Tasks ─► batch._coordinator.run(backend) ─► Outcomes
+            │         ─► joblog, checkpoint, progress ─► in chunk order ─► reducer
+            ▼
+    _outputs: stdout (text or --format json) or --output FILE (.json .npy .msgpack .csv),
+              written under a temporary name and renamed
+
+Exit statuses are in _exits: 0 ok, 1 chunks failed, 2 usage or bad input, 130 Ctrl-C,
+143 SIGTERM. Errors are one line, `batch: error: ...`; --debug adds the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from .. import BatchError, WorkerError
+from . import _args, _exits, _info, _run
+from ._exits import ChunksFailed, Terminated, UsageError
+from ._model import ItemError
+
+__all__ = ["main"]
+
+
+def main(argv=None) -> int:
+    parser = _args.build({"run": _run.run, "info": _info.info})
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else _exits.USAGE
+    debug = getattr(args, "debug", False)
+    with _exits.sigterm_raises():
+        try:
+            code = args.func(args)
+            sys.stdout.flush()
+            return code
+        except UsageError as exc:
+            return _fail(_exits.USAGE, str(exc), debug)
+        except ChunksFailed as exc:
+            for err in exc.failures:
+                _say(describe(err))
+            return _fail(_exits.FAILED, f"{exc}{_resume_hint(args)}", debug)
+        except BatchError as exc:
+            return _fail(_exits.FAILED, describe(exc) + _resume_hint(args), debug)
+        except KeyboardInterrupt:
+            return _fail(_exits.INTERRUPTED, "interrupted" + _resume_hint(args), debug)
+        except Terminated:
+            return _fail(_exits.TERMINATED, "terminated" + _resume_hint(args), debug)
+        except BrokenPipeError:  # `batch run ... | head`: the reader left; say nothing
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return _exits.FAILED
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            return _fail(_exits.USAGE, f"{where}{exc.strerror or exc}", debug)
+        except Exception as exc:
+            return _fail(_exits.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+                         + ("" if debug else " (--debug shows where)"), debug)
+
+
+def _say(message: str) -> None:
+    print(f"batch: error: {message}", file=sys.stderr, flush=True)
+
+
+def _fail(code: int, message: str, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    _say(message)
+    return code
+
+
+def describe(err: BaseException) -> str:
+    """One line naming the culprit: the chunk, and the item when one item failed."""
+    cause = err.__cause__
+    if isinstance(err, WorkerError) and isinstance(cause, ItemError):
+        items = err.items
+        if isinstance(items, range):
+            where = f"item {items.start + cause.index}"
+        else:
+            where = f"item {cause.index} of the chunk"
+        return f"chunk {err.chunk}, {where} failed: {cause}"
+    return " ".join(str(err).split())
+
+
+def _resume_hint(args) -> str:
+    folder = getattr(args, "checkpoint", None)
+    if not folder:
+        return ""
+    return f"; finished chunks are saved in {folder}: run the same command again to resume"

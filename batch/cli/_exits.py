@@ -1,0 +1,58 @@
+"""Exit statuses, and the exceptions that lead to them.
+
+    0    every chunk succeeded, the output is written
+    1    chunks failed (after --retries); with --keep-going every failure is listed
+    2    usage error or bad input: caught before any work, or before any output is written
+    130  interrupted by Ctrl-C (128 + SIGINT)
+    143  terminated by SIGTERM (128 + SIGTERM)
+
+A UsageError travels up to `main`, which prints it as one line; a failed chunk arrives as
+the engine's BatchError. SIGTERM becomes an exception too, so that every `finally` on the
+way out (the coordinator's above all: it stops and reaps the workers) runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+OK, FAILED, USAGE, INTERRUPTED, TERMINATED = 0, 1, 2, 130, 143
+
+
+class UsageError(Exception):
+    """A bad command line or bad input, found before any result could be lost."""
+
+
+class ChunksFailed(Exception):
+    """--keep-going finished every chunk, and some of them failed."""
+
+    def __init__(self, failures: list, chunks: int):
+        super().__init__(f"{len(failures)} of {chunks} chunk{'s' if chunks != 1 else ''} "
+                         f"failed")
+        self.failures = failures
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived. A BaseException, like KeyboardInterrupt, so that no `except
+    Exception` on the way up (a mapped function's, a library's) can swallow it."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """While inside, SIGTERM raises Terminated in the main thread; the old handler comes back.
+
+    Outside the main thread signal handlers cannot be set, and nothing is changed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

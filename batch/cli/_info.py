@@ -1,0 +1,55 @@
+"""`batch info`: what this machine offers batch, to paste into a bug report."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+
+from .. import __version__, _platform, backends
+
+
+def facts() -> dict:
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = None
+    return {
+        "batch": __version__,
+        "python": f"{platform.python_version()} ({platform.python_implementation()}, "
+                  f"{sys.executable})",
+        "platform": platform.platform(),
+        "fork": _platform.HAS_FORK,
+        "usable_cpus": _platform.usable_cpus(),
+        "affinity_cpus": affinity,
+        "cgroup_cpu_quota": _platform._cgroup_quota(),
+        "os_cpu_count": os.cpu_count(),
+        "default_backend": _platform.default_backend(),
+        "backends": list(backends.NAMES),
+        "blas": _platform.blas_info(),
+    }
+
+
+def info(args) -> int:
+    f = facts()
+    if args.format == "json":
+        print(json.dumps(f, indent=2))
+        return 0
+    quota = f["cgroup_cpu_quota"]
+    print(f"batch            {f['batch']}")
+    print(f"python           {f['python']}")
+    print(f"platform         {f['platform']}")
+    print(f"fork available   {'yes' if f['fork'] else 'no'}")
+    print(f"usable CPUs      {f['usable_cpus']} (affinity: {f['affinity_cpus'] or 'n/a'}, "
+          f"cgroup quota: {'none' if quota is None else f'{quota:g} CPUs'}; "
+          f"os.cpu_count: {f['os_cpu_count']})")
+    print(f"default backend  {f['default_backend']} (available: {', '.join(f['backends'])})")
+    if not f["blas"]:
+        print("BLAS             not found (numpy without a threaded BLAS, or threadpoolctl "
+              "missing)")
+    for lib in f["blas"]:
+        extra = f", {lib['threading_layer']} threading" if lib.get("threading_layer") else ""
+        print(f"BLAS             {lib.get('internal_api', '?')} {lib.get('version') or ''}, "
+              f"{lib.get('num_threads')} threads{extra}")
+    return 0

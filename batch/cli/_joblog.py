@@ -1,0 +1,56 @@
+"""--joblog FILE: one tab-separated row per chunk, written as each chunk finishes.
+
+Like GNU parallel's joblog, it is a log rather than an output: rows appear while the run
+goes on, so an interrupted run still says what it did. A chunk that was retried has one
+row, for its last attempt.
+
+    chunk        the chunk's index
+    items        item positions "first-last", or the item count where positions are
+                 not known in advance (byte ranges of a text file)
+    pid          the worker process (empty on the thread and serial backends)
+    start        when the last attempt started, seconds since the epoch
+    seconds      its wall time
+    exit_status  the worker's exit status; signal: the signal that killed it
+    peak_memory  the worker's peak resident memory, bytes
+    attempt      1, or more after --retries
+    error        what went wrong, one line; empty on success
+"""
+
+from __future__ import annotations
+
+from .. import _errors
+from ._exits import UsageError
+
+COLUMNS = ("chunk", "items", "pid", "start", "seconds", "exit_status", "signal",
+           "peak_memory", "attempt", "error")
+
+
+class JobLog:
+    def __init__(self, path: str):
+        try:
+            self._f = open(path, "w", buffering=1, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--joblog {path}: {exc.strerror or exc}") from None
+        self._f.write("\t".join(COLUMNS) + "\n")
+
+    def row(self, out, envelope) -> None:
+        task = out.task
+        if isinstance(task.items, range) and len(task.items):
+            items = f"{task.items.start}-{task.items.stop - 1}"
+        elif envelope is not None:
+            items = str(envelope[0])
+        else:
+            items = ""
+        error = "" if out.error is None else " ".join(str(out.error).split())
+        cells = (task.index, items, _blank(out.pid), f"{out.started:.3f}", f"{out.seconds:.3f}",
+                 _blank(out.exitcode),
+                 "" if out.signal is None else _errors.signal_name(out.signal),
+                 _blank(out.maxrss), task.attempt, error)
+        self._f.write("\t".join(map(str, cells)) + "\n")
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _blank(value) -> str:
+    return "" if value is None else str(value)

@@ -1,0 +1,96 @@
+"""Inputs whose items are lines: a text file read in byte ranges, or a stream.
+
+A text file is cut where lines start (`_lines.boundaries`) and each worker reads its own
+range: no line passes through the coordinator, and the plan is a list of byte spans.
+stdin and .gz cannot be seeked: the coordinator reads their lines and hands them out in
+lists, in chunks sized by measuring the work done (or of a fixed size, which a
+checkpoint needs to find the same chunks again).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .. import _split
+from ..backends._base import Task
+from . import _lines
+from ._chunking import STREAM_CHUNK_LINES, over_lines, parts, stat
+from ._exits import UsageError
+
+
+class TextInput:
+    """A seekable text file: workers read their own byte ranges."""
+
+    kind = "lines"
+    total = None
+
+    def __init__(self, path: str):
+        self.path = path
+        self.size = os.path.getsize(path)
+        self.label = f"{path}: text, {self.size} bytes"
+
+    def identity(self) -> dict:
+        return {"kind": self.kind, **stat(self.path)}
+
+    def plan(self, workers, chunks, chunk_size, fixed=False):
+        lines = None
+        if chunk_size is not None:  # about chunk_size lines: measure the first MiB
+            with open(self.path, "rb") as f:
+                head = f.read(1 << 20)
+            per_line = len(head) / max(1, head.count(b"\n"))
+            lines = max(1, round(self.size / per_line))
+        n = parts(lines or 0, workers, chunks, chunk_size, self.size)
+        return [list(s) for s in _lines.boundaries(self.path, self.size, max(1, n))]
+
+    def tasks(self, plan, body):
+        lines_body = over_lines(body)
+        read = lambda span: lines_body(_lines.read_range(*span))  # noqa: E731
+        for i, (a, b) in enumerate(plan):
+            yield Task(i, None, 0, read, (self.path, a, b))
+
+    def describe(self, span) -> str:
+        a, b = span
+        return f"bytes {a}-{b - 1}"
+
+
+class StreamInput:
+    """stdin or a .gz file: the coordinator reads lines and hands them out in lists."""
+
+    kind = "lines"
+    total = None
+
+    def __init__(self, path: str):
+        self.path = path
+        if path == "-":
+            self.label = "stdin: lines"
+            return
+        with open(path, "rb") as f:
+            if f.read(2) != b"\x1f\x8b":
+                raise UsageError(f"{path}: not a gzip file (no gzip magic bytes)")
+        self.label = f"{path}: gzip-compressed lines"
+
+    def identity(self) -> dict:
+        if self.path == "-":  # checked chunk by chunk instead (see _checkpoint)
+            return {"kind": self.kind, "path": "-"}
+        return {"kind": self.kind, **stat(self.path)}
+
+    def plan(self, workers, chunks, chunk_size, fixed=False):
+        if chunks is not None:
+            raise UsageError(f"--chunks needs an input whose size is known; "
+                             f"give --chunk-size LINES for {self.label.split(':')[0]}")
+        return {"chunk_size": chunk_size or (STREAM_CHUNK_LINES if fixed else None)}
+
+    def tasks(self, plan, body):
+        # A Source: with no chunk size, its feedback() sizes the next chunks by timing.
+        return _split.plan(self._stream(), over_lines(body), workers=1,
+                           chunksize=plan["chunk_size"])
+
+    def _stream(self):
+        if self.path == "-":
+            yield from _lines.stream_lines(sys.stdin.buffer)
+            return
+        try:
+            yield from _lines.file_lines(self.path)
+        except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+            raise UsageError(f"{self.path}: cannot decompress: {exc}") from None

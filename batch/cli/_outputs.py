@@ -1,0 +1,235 @@
+"""The result, for people (stdout), for scripts (--format json) or in a file (--output).
+
+    --output FILE.json     JSON; NaN and infinity become null (JSON has neither)
+    --output FILE.npy      arrays as they are; tables (wordfreq, grep, ...) as records
+    --output FILE.msgpack  the same plain data as JSON, NaN kept
+    --output FILE.csv      tables with a header row; arrays one row per row
+
+A file is written under a temporary name in its folder and renamed when complete, so an
+error (or Ctrl-C) never leaves half an output. Results too large to hold (sort's merged
+runs) arrive as blocks and are written block by block.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+from .. import _wire
+from ._checkpoint import atomic_replace
+from ._exits import UsageError
+from ._model import Result
+
+FORMATS = (".json", ".npy", ".msgpack", ".csv")
+
+
+class Target:
+    """Where the result goes; checked before the run so that a typo costs nothing."""
+
+    def __init__(self, args):
+        self.path = args.output
+        self.format = args.format
+        if self.path is None:
+            return
+        self.ext = os.path.splitext(self.path)[1].lower()
+        if self.ext not in FORMATS:
+            raise UsageError(f"--output {self.path}: unknown format {self.ext or '(none)'!r}; "
+                             f"use {', '.join(FORMATS)}")
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder):
+            raise UsageError(f"--output {self.path}: no such folder {folder}")
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"--output {self.path}: cannot write in {folder}")
+        if os.path.isdir(self.path):
+            raise UsageError(f"--output {self.path}: is a folder")
+
+    def write(self, result: Result) -> None:
+        if self.path is None:
+            out = sys.stdout
+            if self.format == "json":
+                _json(out, result)
+            else:
+                for line in _human(result):
+                    out.write(line + "\n")
+            out.flush()
+            return
+        writer = {".json": _json_file, ".npy": _npy, ".msgpack": _msgpack, ".csv": _csv}[self.ext]
+        atomic_replace(self.path, lambda tmp: writer(tmp, result))
+
+
+def _is_stream(value) -> bool:
+    return hasattr(value, "blocks")
+
+
+# --- plain data (JSON, msgpack) -----------------------------------------------------------
+
+def plain(value, finite: bool = True):
+    """Python lists, dicts, str and numbers; with `finite`, NaN and infinities as None."""
+    if isinstance(value, np.ndarray) or _is_stream(value):
+        return plain(np.asarray(value).tolist(), finite)
+    if isinstance(value, np.generic):
+        return plain(value.item(), finite)
+    if isinstance(value, float):
+        return None if finite and not math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(plain(k, finite)): plain(v, finite)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v, finite) for v in value]
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _json(out, result: Result) -> None:
+    value = result.value
+    if _is_stream(value):  # one block at a time: never the whole list
+        out.write("[")
+        sep = ""
+        for block in value.blocks():
+            if block.size:
+                out.write(sep + ", ".join(json.dumps(v) for v in plain(block)))
+                sep = ", "
+        out.write("]\n")
+        return
+    json.dump(plain(value), out, allow_nan=False)
+    out.write("\n")
+
+
+def _json_file(path, result):
+    with open(path, "w", encoding="utf-8") as f:
+        _json(f, result)
+        _sync(f)
+
+
+def _msgpack(path, result):
+    _wire.save(path, plain(result.value, finite=False))
+
+
+def _sync(f) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+# --- tables (CSV, .npy records, the terminal) --------------------------------------------
+
+def _rows(result: Result):
+    """(header or None, rows) for any result."""
+    value = result.value
+    if result.rows is not None:
+        return result.columns, result.rows()
+    if _is_stream(value):
+        return ("value",), ((v,) for block in value.blocks() for v in block.tolist())
+    if isinstance(value, np.ndarray):
+        if value.ndim <= 1:
+            return ("value",), ((v,) for v in value.reshape(-1).tolist())
+        flat = value.reshape(len(value), -1)
+        return tuple(str(i) for i in range(flat.shape[1])), map(tuple, flat.tolist())
+    if isinstance(value, dict):
+        return ("key", "value"), value.items()
+    if isinstance(value, list):
+        return None, (tuple(v) if isinstance(v, (list, tuple)) else (v,) for v in value)
+    if value is None:
+        return None, ()
+    return ("value",), [(value,)]
+
+
+# Values formatted per join when a column of numbers is written: a sorted array can hold
+# 1e8 of them, and a csv row or a print per value is ten times slower.
+BLOCK_VALUES = 1 << 16
+
+
+def _number_column(value) -> bool:
+    if _is_stream(value) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        return value.dtype.kind in "biuf"
+    return False
+
+
+def _column_text(value):
+    """A column of numbers as text, one value a line, a block of lines at a time."""
+    if _is_stream(value):
+        blocks = value.blocks()
+    else:
+        blocks = (value[i:i + BLOCK_VALUES] for i in range(0, len(value), BLOCK_VALUES))
+    for block in blocks:
+        if block.size:
+            yield "\n".join(map(_cell, block.tolist()))
+
+
+def _csv(path, result):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        if result.rows is None and _number_column(result.value):
+            f.write("value\n")
+            for text in _column_text(result.value):
+                f.write(text + "\n")
+        else:
+            header, rows = _rows(result)
+            w = csv.writer(f)
+            if header:
+                w.writerow(header)
+            for row in rows:
+                w.writerow([_cell(plain(c, finite=False)) for c in row])
+        _sync(f)
+
+
+def _npy(path, result):
+    value = result.value
+    with open(path, "wb") as f:
+        if _is_stream(value):
+            header = {"descr": np.lib.format.dtype_to_descr(value.dtype),
+                      "fortran_order": False, "shape": (len(value),)}
+            np.lib.format.write_array_header_2_0(f, header)
+            for block in value.blocks():
+                block.tofile(f)
+        else:
+            np.lib.format.write_array(f, _as_array(result), allow_pickle=False)
+        _sync(f)
+
+
+def _as_array(result: Result) -> np.ndarray:
+    if result.rows is not None:
+        rows = list(result.rows())
+        if rows:
+            return np.rec.fromrecords(rows, names=list(result.columns)).view(np.ndarray)
+        return np.zeros(0, dtype=[(c, "f8") for c in result.columns])
+    if result.value is None or isinstance(result.value, dict):
+        raise UsageError(f"the result ({type(result.value).__name__}) is not an array; "
+                         f"write it as .json, .msgpack or .csv")
+    try:
+        array = np.asarray(result.value)
+    except ValueError as exc:  # ragged lists
+        raise UsageError(f"the result cannot be an array ({exc}); "
+                         f"write it as .json or .msgpack") from None
+    if array.dtype.hasobject:
+        raise UsageError("the result holds values of mixed types, not an array; "
+                         "write it as .json or .msgpack")
+    return array
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _human(result: Result):
+    if result.human is not None:
+        yield from result.human(result.value)
+        return
+    value = result.value
+    if _number_column(value):
+        yield from _column_text(value)
+    elif isinstance(value, (list, dict, np.ndarray)) or _is_stream(value):
+        for row in _rows(result)[1]:
+            yield "\t".join(_cell(plain(c, finite=False)) for c in row)
+    elif value is not None:
+        yield _cell(plain(value, finite=False))
