@@ -44,9 +44,7 @@ def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: 
         backend.timeout, timeout = timeout, None
     again: deque[Task] = deque()
     running: dict[int, tuple[Task, float | None]] = {}
-    finished: set[int] = set()
-    oldest = 0          # lowest chunk index not finished
-    pulled = 0          # fresh tasks taken from `tasks`
+    ahead: Task | None = None   # pulled from `tasks`, waiting for the window to move
     exhausted = False
     tasks = iter(tasks)
     try:
@@ -55,14 +53,13 @@ def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: 
                 while len(running) < workers and not _interrupted(guard):
                     if again:
                         task = again.popleft()
-                    elif exhausted or (window is not None and pulled >= oldest + window):
-                        break
                     else:
-                        task = next(tasks, None)
-                        if task is None:
-                            exhausted = True
+                        if ahead is None and not exhausted:
+                            ahead = next(tasks, None)
+                            exhausted = ahead is None
+                        if ahead is None or _beyond(ahead, window, running, again):
                             break
-                        pulled += 1
+                        task, ahead = ahead, None
                     backend.start(task)
                     running[task.index] = (task, None if timeout is None
                                            else time.monotonic() + timeout)
@@ -80,10 +77,6 @@ def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: 
                 if out.error is not None and out.task.attempt <= retries:
                     again.append(out.task.again())
                     continue
-                finished.add(out.task.index)
-                while oldest in finished:
-                    finished.discard(oldest)
-                    oldest += 1
                 yield out
     finally:
         try:
@@ -91,6 +84,19 @@ def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: 
         finally:
             if guard is not None:
                 guard.close()
+
+
+def _beyond(task: Task, window, running, again) -> bool:
+    """Whether `task` is `window` or more chunks past the oldest unfinished one.
+
+    Chunk indices need not start at 0 or be contiguous (a resumed run skips the chunks it
+    already has): only the chunks in flight count.
+    """
+    if window is None or not (running or again):
+        return False
+    oldest = min(min(running, default=task.index), min((t.index for t in again),
+                                                       default=task.index))
+    return task.index >= oldest + window
 
 
 def _interrupted(guard) -> bool:

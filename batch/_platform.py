@@ -230,6 +230,25 @@ def wait_exits(pids, timeout: float) -> set[int]:
     return pending
 
 
+_MADV_DONTNEED = 4
+_PAGE = mmap.PAGESIZE
+
+
+def drop_file_pages(address: int, nbytes: int) -> None:
+    """Unmap the pages of a file-backed range from this process; they stay in the page
+    cache and come back on the next touch.
+
+    A persistent worker that read its chunks of a memory-mapped file would otherwise
+    keep every page it ever touched resident: 2 workers over a 1 GiB .npy reached
+    1.1 GiB of RSS. Only for file-backed memory: on anonymous memory this discards data.
+    """
+    if not _libc or nbytes <= 0:
+        return
+    start = address - address % _PAGE
+    _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(address + nbytes - start),
+                  _MADV_DONTNEED)
+
+
 def peak_rss(pid: int) -> int | None:
     """Peak resident bytes of a live process so far (Linux), else None."""
     try:

@@ -169,6 +169,7 @@ class Pool:
                 yield out
         finally:
             outcomes.close()
+            backend.close()  # also when the run never started; closing twice is harmless
             bar.close()
 
 

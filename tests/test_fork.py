@@ -123,3 +123,22 @@ def test_lazy_chunks_get_a_worker_that_can_see_them():
     sums = list(batch.imap(lambda a: float(a.sum()), made_late, workers=2, chunksize=1,
                            backend="fork"))
     assert sums == [3.0 * i for i in range(6)]
+
+
+def test_a_reused_worker_lets_go_of_a_mapped_file_s_pages(tmp_path):
+    """Resident memory of a worker reading chunk after chunk of a .npy stays flat."""
+    path = tmp_path / "big.npy"
+    np.save(path, np.ones(128 * 2 ** 20 // 8))
+    data = np.load(path, mmap_mode="r")
+
+    def rss_then_sum(chunk):
+        with open("/proc/self/statm") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        return [(os.getpid(), rss, float(chunk.sum()))]
+
+    seen = batch.map_reduce(rss_then_sum, operator.add, data, chunks=16, workers=2,
+                            backend="fork")
+    assert sum(s for _, _, s in seen) == data.size
+    for pid in {p for p, _, _ in seen}:
+        rss = [r for p, r, _ in seen if p == pid]
+        assert max(rss) - min(rss) < 32 * 2 ** 20, rss

@@ -16,6 +16,8 @@ import sys
 import time
 import traceback
 
+import numpy as np
+
 from .. import _errors, _platform, _signals, _wire
 from ._base import Task
 
@@ -41,7 +43,10 @@ def main(task: Task, result_fd: int, task_fd: int, close_fds, parent_pid: int,
             _wire.write_all(result_fd, message)
             if ready is not None:
                 break  # the initializer failed: report it once, serve nothing
-            task = next_task(task, task_fd) if task_fd >= 0 else None
+            if task_fd < 0:
+                break
+            _forget_mapped_chunk(task)
+            task = next_task(task, task_fd)
         code = 0
     except BaseException:  # EPIPE (the coordinator is gone), or worse: just leave
         code = 1
@@ -85,6 +90,15 @@ def _error(exc: BaseException, seconds: float) -> list:
     info = _errors.describe_exception(exc, traceback.format_exc())
     info["seconds"] = seconds
     return _wire.encode(_wire.ERROR, info)
+
+
+def _forget_mapped_chunk(task: Task) -> None:
+    """A chunk of a memory-mapped file: let its pages go once the chunk is done."""
+    data = task.data
+    if task.span is None or not isinstance(data, np.memmap) or not data.flags.c_contiguous:
+        return
+    chunk = data[task.span[0]:task.span[1]]
+    _platform.drop_file_pages(chunk.ctypes.data, chunk.nbytes)
 
 
 def next_task(previous: Task, task_fd: int) -> Task | None:

@@ -84,9 +84,8 @@ class ForkBackend:
         self._workers: dict[int, _Worker] = {}   # pid -> every worker not yet reaped
         self._busy: dict[int, _Worker] = {}      # task index -> worker running it
         self._wake_fd = -1
-        _platform.prepare_fork()
-        self._restore_blas = _platform.limit_blas_threads(
-            max(1, _platform.usable_cpus() // max(1, workers)))
+        self._blas_threads = max(1, _platform.usable_cpus() // max(1, workers))
+        self._restore_blas = None  # set at the first fork: an unused backend changes nothing
 
     # --- starting ---------------------------------------------------------------------
 
@@ -104,6 +103,9 @@ class ForkBackend:
 
     def _fork(self, task: Task, persistent: bool) -> None:
         _warn_if_threads()
+        if self._restore_blas is None:
+            _platform.prepare_fork()
+            self._restore_blas = _platform.limit_blas_threads(self._blas_threads)
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -271,7 +273,9 @@ class ForkBackend:
                 self._sel.unregister(self._wake_fd)
                 self._wake_fd = -1
             self._sel.close()
-            self._restore_blas()
+            if self._restore_blas is not None:
+                self._restore_blas()
+                self._restore_blas = None
 
 
 def _reap(pids, stop) -> None:

@@ -19,7 +19,6 @@ import hashlib
 import os
 import sys
 
-import numpy as np
 
 from .. import _data, _split
 from ..backends._base import Task
@@ -48,13 +47,8 @@ class ArrayInput:
 
     def tasks(self, plan, body):
         wrapped = over_rows(body)
-        # A worker that ran one chunk of a memory-mapped file keeps its pages mapped, and
-        # they count in its resident memory: a worker reused for chunk after chunk
-        # (shared=True) grew to the size of the file (1.1 GiB of RSS over the tree for a
-        # 1 GiB .npy, against 0.2 GiB with a fresh worker per 64 MiB chunk).
-        shared = not isinstance(self.array, np.memmap)
         for i, (a, b) in enumerate(plan):
-            yield Task(i, range(a, b), b - a, wrapped, self.array, (a, b), shared=shared)
+            yield Task(i, range(a, b), b - a, wrapped, self.array, (a, b), shared=True)
 
     def describe(self, span) -> str:
         a, b = span

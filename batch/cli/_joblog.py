@@ -10,7 +10,8 @@ row, for its last attempt.
     pid          the worker process (empty on the thread and serial backends)
     start        when the last attempt started, seconds since the epoch
     seconds      its wall time
-    exit_status  the worker's exit status; signal: the signal that killed it
+    exit_status  the worker's exit status, or 0 for a chunk that succeeded in a worker
+                 which went on to its next chunk; signal: the signal that killed it
     peak_memory  the worker's peak resident memory, bytes
     attempt      1, or more after --retries
     error        what went wrong, one line; empty on success
@@ -43,7 +44,7 @@ class JobLog:
             items = ""
         error = "" if out.error is None else " ".join(str(out.error).split())
         cells = (task.index, items, _blank(out.pid), f"{out.started:.3f}", f"{out.seconds:.3f}",
-                 _blank(out.exitcode),
+                 _blank(0 if out.exitcode is None and out.error is None else out.exitcode),
                  "" if out.signal is None else _errors.signal_name(out.signal),
                  _blank(out.maxrss), task.attempt, error)
         self._f.write("\t".join(map(str, cells)) + "\n")
