@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import batch
@@ -175,3 +176,33 @@ def test_coordinator_killed_leaves_no_worker(tmp_path, sig):
     proc.wait(timeout=10)
     proc.stderr.close()
     assert wait_dead(workers, 2) == []
+
+
+def test_ctrl_c_to_batch_run_exits_130_with_no_orphan(tmp_path):
+    (tmp_path / "stuck.py").write_text(textwrap.dedent(f"""
+        import os, time
+
+        def record_and_sleep(chunk):
+            open(os.path.join({str(tmp_path)!r}, f"{{os.getpid()}}.pid"), "w").close()
+            time.sleep(60)
+            return 0
+    """))
+    np.save(tmp_path / "x.npy", np.arange(1000.0))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batch", "run", "x.npy", "--map", "stuck.py:record_and_sleep",
+         "--reduce", "none", "--chunks", "4", "--workers", "2"],
+        cwd=tmp_path, env=env, preexec_fn=default_signals, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.glob("*.pid"))) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        time.sleep(0.02)
+    workers = [int(p.stem) for p in tmp_path.glob("*.pid")]
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole foreground group
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 5
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().startswith("batch: error: interrupted")
+    assert wait_dead(workers, 1) == []
