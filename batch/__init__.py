@@ -15,6 +15,7 @@ from ._combine import NOTHING as _NOTHING
 from ._errors import BatchError, ResultError, TaskTimeout, WorkerCrashed, WorkerError
 from ._platform import usable_cpus
 from ._pool import Pool
+from ._pool import imap_once as _imap_once
 
 __version__ = "0.1.0"
 
@@ -33,27 +34,39 @@ __all__ = [
 
 
 def pmap(fn, items, *, workers=None, chunksize=None, backend=None, ordered=True,
-         progress=False, timeout=None, retries=0, initializer=None, initargs=()):
-    """[fn(x) for x in items] on every core; a list in input order (see Pool.map)."""
-    return Pool(workers, backend).map(fn, items, chunksize=chunksize, ordered=ordered,
-                                      progress=progress, timeout=timeout, retries=retries,
-                                      initializer=initializer, initargs=initargs)
+         progress=False, timeout=None, retries=0, initializer=None, initargs=(),
+         address=None, client=None):
+    """[fn(x) for x in items] on every core; a list in input order (see Pool.map).
+
+    address/client: where backend="dask" runs (see Pool); the Pool lives for this call.
+    """
+    with Pool(workers, backend, address=address, client=client) as pool:
+        return pool.map(fn, items, chunksize=chunksize, ordered=ordered, progress=progress,
+                        timeout=timeout, retries=retries, initializer=initializer,
+                        initargs=initargs)
 
 
 def imap(fn, items, *, workers=None, chunksize=None, backend=None, ordered=True,
-         progress=False, timeout=None, retries=0, initializer=None, initargs=()):
-    """A lazy iterator of fn(x), reading `items` only as workers free up (see Pool.imap)."""
-    return Pool(workers, backend).imap(fn, items, chunksize=chunksize, ordered=ordered,
-                                       progress=progress, timeout=timeout, retries=retries,
-                                       initializer=initializer, initargs=initargs)
+         progress=False, timeout=None, retries=0, initializer=None, initargs=(),
+         address=None, client=None):
+    """A lazy iterator of fn(x), reading `items` only as workers free up (see Pool.imap).
+
+    address/client: as for pmap; the Pool lives until the iterator ends or is closed.
+    """
+    return _imap_once(Pool(workers, backend, address=address, client=client), fn, items,
+                      chunksize=chunksize, ordered=ordered, progress=progress,
+                      timeout=timeout, retries=retries, initializer=initializer,
+                      initargs=initargs)
 
 
 def map_reduce(mapper, reducer, data, *, chunks=None, chunksize=None, workers=None,
                backend=None, initial=_NOTHING, progress=False, timeout=None, retries=0,
-               initializer=None, initargs=()):
-    """Fold reducer over mapper(chunk) for chunks of data, in chunk order (see Pool.map_reduce)."""
-    return Pool(workers, backend).map_reduce(mapper, reducer, data, chunks=chunks,
-                                             chunksize=chunksize, initial=initial,
-                                             progress=progress, timeout=timeout,
-                                             retries=retries, initializer=initializer,
-                                             initargs=initargs)
+               initializer=None, initargs=(), address=None, client=None):
+    """Fold reducer over mapper(chunk) for chunks of data, in chunk order (see Pool.map_reduce).
+
+    address/client: as for pmap.
+    """
+    with Pool(workers, backend, address=address, client=client) as pool:
+        return pool.map_reduce(mapper, reducer, data, chunks=chunks, chunksize=chunksize,
+                               initial=initial, progress=progress, timeout=timeout,
+                               retries=retries, initializer=initializer, initargs=initargs)

@@ -17,6 +17,8 @@ rebuilt still arrives as a WorkerError instead of hanging the run.
 
 from __future__ import annotations
 
+import copyreg
+import io
 import os
 import pickle
 import signal
@@ -30,7 +32,8 @@ __all__ = [
 ]
 
 
-def _where(chunk, items) -> str:
+def where(chunk, items) -> str:
+    """'chunk 3 (items 30-39)': how every message names the input that failed."""
     if chunk is None:
         return "the task"
     if isinstance(items, range):
@@ -123,12 +126,7 @@ class _RemoteTraceback(Exception):
 def describe_exception(exc: BaseException, tb_text: str, *, pickled: bool = True) -> dict:
     """Turn an exception raised in a worker into plain data for the wire."""
     cls = type(exc)
-    blob = None
-    if pickled:
-        try:
-            blob = pickle.dumps(exc)
-        except Exception:  # unpicklable args, locks in attributes, local classes, ...
-            blob = None
+    blob = pickle_exception(exc) if pickled else None
     try:
         message = str(exc)
     except Exception as e:  # a broken __str__ must not lose the error
@@ -139,6 +137,24 @@ def describe_exception(exc: BaseException, tb_text: str, *, pickled: bool = True
         "traceback": tb_text,
         "pickle": blob,
     }
+
+
+def pickle_exception(exc: BaseException) -> bytes | None:
+    """The exception pickled by its own __reduce__, or None if it cannot be.
+
+    Not pickle.dumps: importing dask.distributed installs tblib's reducer for every
+    exception class in copyreg, process-wide, and that one rebuilds an exception without
+    calling __init__: SystemExit(2) came back with code None.
+    """
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = {k: v for k, v in copyreg.dispatch_table.items()
+                              if not (isinstance(k, type) and issubclass(k, BaseException))}
+    try:
+        pickler.dump(exc)
+    except Exception:  # unpicklable args, locks in attributes, local classes, ...
+        return None
+    return buf.getvalue()
 
 
 _MIXINS: dict[type, type] = {}
@@ -175,7 +191,7 @@ def worker_error(info: dict, *, chunk=None, items=None, cause=_UNSET) -> WorkerE
                 cause = None
     type_name = info.get("type", "Exception")
     short = type_name.rsplit(".", 1)[-1] if type_name.startswith("builtins.") else type_name
-    message = f"{_where(chunk, items)} failed: {short}: {info.get('message', '')}"
+    message = f"{where(chunk, items)} failed: {short}: {info.get('message', '')}"
     cls = WorkerError
     # Only Exception subclasses join the mixin: a rebuilt SystemExit or KeyboardInterrupt
     # must never propagate as itself and end the caller.
@@ -262,7 +278,7 @@ def crashed(status: int, *, pid, chunk=None, items=None, maxrss=None,
         hint = _SIGNAL_HINTS.get(name)
     else:
         how = f"exited with status {exitcode}"
-    message = f"the worker for {_where(chunk, items)} (pid {pid}) {how} without delivering " \
+    message = f"the worker for {where(chunk, items)} (pid {pid}) {how} without delivering " \
               f"its result"
     if detail:
         message += f" ({detail})"
@@ -275,11 +291,14 @@ def crashed(status: int, *, pid, chunk=None, items=None, maxrss=None,
 
 
 def timed_out(timeout: float, *, chunk=None, items=None, pid=None) -> TaskTimeout:
-    who = f" (pid {pid})" if pid is not None else ""
-    return TaskTimeout(f"{_where(chunk, items)} ran longer than the {timeout:g} s timeout; "
-                       f"its worker{who} was stopped",
-                       chunk=chunk, items=items, timeout=timeout, pid=pid)
+    """`pid` is the stopped worker's; without one the backend could not stop the chunk."""
+    if pid is not None:
+        what = f"its worker (pid {pid}) was stopped"
+    else:
+        what = "this backend cannot interrupt a running chunk, so it ran on to its end"
+    return TaskTimeout(f"{where(chunk, items)} ran longer than the {timeout:g} s timeout; "
+                       f"{what}", chunk=chunk, items=items, timeout=timeout, pid=pid)
 
 
 def result_error(problem: str, *, chunk=None, items=None) -> ResultError:
-    return ResultError(f"{_where(chunk, items)}: {problem}", chunk=chunk, items=items)
+    return ResultError(f"{where(chunk, items)}: {problem}", chunk=chunk, items=items)

@@ -3,7 +3,8 @@ one-liners over it.
 
 A Pool holds no processes between calls: every call forks the workers it needs (see
 backends/fork.py for why), so a failed call cannot leave a broken pool behind, and
-`close()` only has `submit` work to finish.
+`close()` only has `submit` work to finish. (A Dask Pool keeps its connection to the
+cluster, and a LocalCluster it started, until close().)
 """
 
 from __future__ import annotations
@@ -33,15 +34,27 @@ class Pool:
     """Run maps and map-reduces on `workers` workers of one backend.
 
     `workers=None` means the CPUs this process may use; `backend` is "fork" (the default
-    where fork exists), "thread" or "serial". Keyword defaults (chunksize, ordered,
+    where fork exists), "thread", "serial" or "dask". Keyword defaults (chunksize, ordered,
     progress, timeout, retries, initializer, initargs) apply to every call and can be
     overridden per call.
+
+    Dask only: `address="tcp://host:8786"` (a running scheduler) or `client=` (a
+    distributed.Client), where `workers=None` means the cluster's worker threads; with
+    neither, a LocalCluster of `workers` processes is started on first use and shut down
+    by close().
     """
 
-    def __init__(self, workers: int | None = None, backend: str | None = None, **defaults):
-        self.workers = _split.positive("workers", workers) or _platform.usable_cpus()
+    def __init__(self, workers: int | None = None, backend: str | None = None, *,
+                 address: str | None = None, client=None, **defaults):
+        workers = _split.positive("workers", workers)
         self.backend = backends.resolve(backend)
         self._defaults = _options(defaults, dict(_OPTIONS))
+        # --- Dask: where runs go, kept for the Pool's lifetime (backends/_dask_cluster.py)
+        self._cluster = backends.cluster(self.backend, workers=workers, address=address,
+                                         client=client)
+        threads = self._cluster.threads() if self._cluster is not None else None
+        self.workers = workers or threads or _platform.usable_cpus()
+        # ---
         self._submitter = None
         self._closed = False
 
@@ -115,6 +128,8 @@ class Pool:
         finish rather than starting an unbounded number of processes.
         """
         self._check_open()
+        if self._submitter is None and self._cluster is not None:  # Dask: its own futures
+            self._submitter = self._cluster.submitter(self._defaults)
         if self._submitter is None:
             from ._submit import submitter
             self._submitter = submitter(self.backend, self.workers, self._defaults)
@@ -123,9 +138,13 @@ class Pool:
     def close(self, *, cancel: bool = False) -> None:
         """Wait for submitted calls (or, with cancel=True, stop them); then refuse new work."""
         self._closed = True
-        if self._submitter is not None:
-            submitter, self._submitter = self._submitter, None
-            submitter.close(cancel=cancel)
+        try:
+            if self._submitter is not None:
+                submitter, self._submitter = self._submitter, None
+                submitter.close(cancel=cancel)
+        finally:
+            if self._cluster is not None:  # Dask: shuts down only a cluster it started
+                self._cluster.close()
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -147,8 +166,10 @@ class Pool:
         """
         # Inside a forked worker a nested map runs serially instead of forking again.
         name = "serial" if _platform.IN_WORKER else self.backend
+        # Dask: this Pool's cluster, and `retries` for Dask's own (backends/dask.py)
+        extra = {"cluster": self._cluster, "retries": opts["retries"]} if name == "dask" else {}
         backend = backends.create(name, workers=self.workers, initializer=opts["initializer"],
-                                  initargs=opts["initargs"])
+                                  initargs=opts["initargs"], **extra)
         bar = _progress.bar(opts["progress"], source.total)
         outcomes = _coordinator.run(backend, source, workers=self.workers,
                                     timeout=opts["timeout"], retries=opts["retries"],
@@ -171,6 +192,22 @@ class Pool:
             outcomes.close()
             backend.close()  # also when the run never started; closing twice is harmless
             bar.close()
+
+
+def imap_once(pool: Pool, fn: Callable, items: Iterable, **options) -> Iterator:
+    """pool.imap(...) that closes `pool` when it ends or is dropped: the imap helper's
+    pool lives as long as its iterator (for Dask, a LocalCluster it started)."""
+    try:
+        results = pool.imap(fn, items, **options)
+    except BaseException:
+        pool.close()
+        raise
+    return _closing(pool, results)
+
+
+def _closing(pool: Pool, results: Iterator) -> Iterator:
+    with pool, contextlib.closing(results):
+        yield from results
 
 
 def _imap_unordered(outcomes):

@@ -1,4 +1,4 @@
-"""Backends: the same run on forked processes, threads, or one after another.
+"""Backends: the same run on forked processes, threads, one after another, or Dask.
 
 The coordinator asks `create()` for one by name; this is the only place that knows the
 names, and the only place the optional Dask backend will be imported from.
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from .. import _platform
 
-NAMES = ("fork", "thread", "serial")
+# "dask" is always a valid name: only creating it imports Dask (or says how to install it).
+NAMES = ("fork", "thread", "serial", "dask")
 
 
 def resolve(name: str | None) -> str:
@@ -24,7 +25,12 @@ def resolve(name: str | None) -> str:
 
 
 def create(name: str, *, workers: int, initializer=None, initargs=(), **options):
-    """A new backend for one run. `options` are backend-specific (Dask: address, client)."""
+    """A new backend for one run. `options` are backend-specific (Dask: address, client;
+    from a Pool also cluster and retries, see backends/dask.py)."""
+    if name == "dask":
+        from .dask import DaskBackend  # the first import of Dask; DaskMissing without it
+        return DaskBackend(workers=workers, initializer=initializer, initargs=initargs,
+                           **options)
     if options:
         raise TypeError(f"backend {name!r} takes no option(s) {', '.join(sorted(options))}")
     if name == "fork":
@@ -34,3 +40,14 @@ def create(name: str, *, workers: int, initializer=None, initargs=(), **options)
     else:
         from .serial import SerialBackend as cls
     return cls(workers=workers, initializer=initializer, initargs=initargs)
+
+
+def cluster(name: str, *, workers=None, address=None, client=None):
+    """What a Pool keeps between runs for backend `name`: Dask's Cluster, else None."""
+    if name != "dask":
+        given = [k for k, v in (("address", address), ("client", client)) if v is not None]
+        if given:
+            raise TypeError(f"backend {name!r} takes no option(s) {', '.join(given)}")
+        return None
+    from ._dask_cluster import Cluster
+    return Cluster(address=address, client=client, workers=workers)
