@@ -57,6 +57,8 @@ def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: 
                         if ahead is None and not exhausted:
                             ahead = next(tasks, None)
                             exhausted = ahead is None
+                            if exhausted:
+                                backend.finishing()
                         if ahead is None or _beyond(ahead, window, running, again):
                             break
                         task, ahead = ahead, None

@@ -7,6 +7,7 @@ Every backend offers the same four calls:
     wait(timeout, wake_fd)   block until some task finishes, `wake_fd` is readable or
                              the timeout passes; return the Outcomes of finished tasks
     stop(task)               stop a running task (it ran out of time): its Outcome
+    finishing()              no new task will come, only retries: idle workers may go
     close()                  stop everything still running and release every resource
 """
 

@@ -160,6 +160,9 @@ class DaskBackend:
                 return Outcome(task, started=started, seconds=time.perf_counter() - t0)
         raise KeyError(task.index)
 
+    def finishing(self) -> None:
+        pass
+
     def close(self) -> None:
         """Cancel this run's futures and drop its scattered chunks; the cluster stays up."""
         futures = list(self._running) + list(self._scattered.values())

@@ -84,6 +84,7 @@ class ForkBackend:
         self._workers: dict[int, _Worker] = {}   # pid -> every worker not yet reaped
         self._busy: dict[int, _Worker] = {}      # task index -> worker running it
         self._wake_fd = -1
+        self._finishing = False  # no new chunk will come: idle workers are let go
         self._blas_threads = max(1, _platform.usable_cpus() // max(1, workers))
         self._restore_blas = None  # set at the first fork: an unused backend changes nothing
 
@@ -186,7 +187,24 @@ class ForkBackend:
         self._read_message(worker, out)
         del self._busy[task.index]
         worker.assign(None)
+        if self._finishing:
+            self._let_go(worker)
         return out
+
+    def finishing(self) -> None:
+        """The input is exhausted: idle workers start exiting now, while the last chunks
+        still run, instead of at close(); that took about 3 ms at the end of a run."""
+        self._finishing = True
+        for worker in list(self._workers.values()):
+            if worker.task is None:
+                self._let_go(worker)
+
+    def _let_go(self, worker: _Worker) -> None:
+        # End of file on its task pipe: the worker exits; its result pipe then reports
+        # end of file, and wait() reaps it.
+        if worker.task_fd >= 0:
+            os.close(worker.task_fd)
+            worker.task_fd = -1
 
     def _end(self, worker: _Worker, problem: str | None = None) -> Outcome | None:
         """Reap a worker whose message is complete, cut short or garbled, or that left."""

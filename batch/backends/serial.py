@@ -55,5 +55,8 @@ class SerialBackend:
         self._queue.remove(task)
         return Outcome(task)
 
+    def finishing(self) -> None:
+        pass
+
     def close(self) -> None:
         self._queue.clear()

@@ -58,6 +58,9 @@ class ThreadBackend:
                                seconds=time.perf_counter() - t0)
         raise KeyError(task.index)
 
+    def finishing(self) -> None:
+        pass
+
     def close(self, cancel: bool = True) -> None:
         abandoned = [f for f in self._running if not f.cancel() and not f.done()]
         self._running.clear()
