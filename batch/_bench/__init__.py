@@ -1,0 +1,17 @@
+"""The benchmark harness behind `batch bench` and the scripts in benchmarks/.
+
+    command.py     arguments (configure/run), shared by the CLI and benchmarks/
+    _suite.py      a run: plan, measure one by one (progress bar), derive, judge
+    _runner.py     one measurement in a fresh process; memory sampled from outside it
+    _child.py      the benchmarked process: build the input, then time repetitions
+    _workloads.py  what is computed, at three sizes, and the check of each result
+    _peers.py      batch's backends and multiprocessing, concurrent.futures, joblib, mpire
+    _memory.py     peak PSS of a process tree, plus /dev/shm growth
+    _pipe.py       raw pipe bandwidth, the ceiling for big results
+    _targets.py    speedups, items/s, bandwidth; issue 5's targets, judged
+    _report.py     terminal table, Markdown, JSON, matplotlib chart
+    _machine.py    CPU, cores, memory, Python, numpy, BLAS
+
+One harness, so that `batch bench` and `python -m benchmarks` print the same numbers.
+Nothing here is imported by `import batch`.
+"""

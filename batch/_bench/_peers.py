@@ -1,0 +1,168 @@
+"""The implementations compared: batch's three backends and the well-known pools.
+
+Each peer is used the way its own documentation shows, pool creation included in the
+time (a fresh pool per call is what a script does; joblib keeps its executor between
+calls, as its docs intend, so only its first repetition pays the start):
+
+    mp_pool    multiprocessing.get_context("fork").Pool(n): pool.map(fn, items)
+    ppe        concurrent.futures.ProcessPoolExecutor(n): ex.map(fn, items)   (chunksize=1)
+    ppe_tuned  the same with chunksize = len(items) / (4 n), multiprocessing.Pool's rule
+    joblib     Parallel(n_jobs=n)(delayed(fn)(x) for x in items): batch_size="auto", and
+               arrays over 1 MB memory-mapped through a file in /dev/shm
+    mpire      WorkerPool(n_jobs=n, start_method="fork"): pool.map(fn, items); a big
+               input goes in as `shared_objects`, which fork shares copy-on-write; and
+               concatenate_numpy_output=False, so that a list of arrays stays a list
+
+For map_reduce every implementation maps the same function over the same spans of the
+array (batch's own split): the peers receive each chunk as an argument, which is where
+they pickle or copy it, except mpire, whose docs pass a big input as a shared object.
+Peers are imported only inside the benchmarked process that uses them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.util
+import math
+from typing import Callable
+
+from .._split import CHUNKS_PER_WORKER, ranges
+
+
+@dataclasses.dataclass(frozen=True)
+class Implementation:
+    key: str
+    label: str
+    module: str | None        # what must be importable; None: always there
+    make: Callable            # make(workers) -> (map(fn, items), map_reduce(fn, red, data, spans))
+    close: Callable = lambda: None   # after the last call: stop what the pool keeps alive
+
+    def installed(self) -> bool:
+        return self.module is None or importlib.util.find_spec(self.module) is not None
+
+
+def _batch(backend):
+    def make(workers):
+        import batch
+
+        def map_(fn, items):
+            return batch.pmap(fn, items, workers=workers, backend=backend)
+
+        def map_reduce(fn, reducer, data, spans):
+            return batch.map_reduce(fn, reducer, data, chunks=len(spans), workers=workers,
+                                    backend=backend)
+        return map_, map_reduce
+    return make
+
+
+def _mp_pool(workers):
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+
+    def map_(fn, items):
+        with ctx.Pool(workers) as pool:
+            return pool.map(fn, items)
+
+    def map_reduce(fn, reducer, data, spans):
+        with ctx.Pool(workers) as pool:
+            return functools.reduce(reducer, pool.map(fn, [data[a:b] for a, b in spans]))
+    return map_, map_reduce
+
+
+def _ppe(tuned):
+    def make(workers):
+        from concurrent.futures import ProcessPoolExecutor
+
+        def chunksize(n):
+            return max(1, math.ceil(n / (CHUNKS_PER_WORKER * workers))) if tuned else 1
+
+        def map_(fn, items):
+            with ProcessPoolExecutor(max_workers=workers) as ex:
+                return list(ex.map(fn, items, chunksize=chunksize(len(items))))
+
+        def map_reduce(fn, reducer, data, spans):
+            with ProcessPoolExecutor(max_workers=workers) as ex:
+                return functools.reduce(reducer, ex.map(fn, [data[a:b] for a, b in spans],
+                                                        chunksize=chunksize(len(spans))))
+        return map_, map_reduce
+    return make
+
+
+_joblib_used = False
+
+
+def _joblib(workers):
+    from joblib import Parallel, delayed
+
+    def map_(fn, items):
+        global _joblib_used
+        _joblib_used = True
+        return Parallel(n_jobs=workers)(delayed(fn)(x) for x in items)
+
+    def map_reduce(fn, reducer, data, spans):
+        global _joblib_used
+        _joblib_used = True
+        parts = Parallel(n_jobs=workers)(delayed(fn)(data[a:b]) for a, b in spans)
+        return functools.reduce(reducer, parts)
+    return map_, map_reduce
+
+
+def _joblib_close():
+    # joblib keeps its executor (and its worker processes) for the next call; a process
+    # that exits without this leaves them running until loky's idle timeout (300 s).
+    if _joblib_used:
+        from joblib.externals.loky import get_reusable_executor
+        get_reusable_executor().shutdown(wait=True)
+
+
+def _on_slice(fn, shared, start, stop):
+    return fn(shared[start:stop])
+
+
+def _mpire(workers):
+    from mpire import WorkerPool
+
+    def map_(fn, items):
+        with WorkerPool(n_jobs=workers, start_method="fork") as pool:
+            return pool.map(fn, items, concatenate_numpy_output=False)
+
+    def map_reduce(fn, reducer, data, spans):
+        with WorkerPool(n_jobs=workers, shared_objects=data, start_method="fork") as pool:
+            return functools.reduce(reducer, pool.map(functools.partial(_on_slice, fn), spans))
+    return map_, map_reduce
+
+
+def _raw(workers):
+    def unsupported(*args):
+        raise TypeError("'raw' runs only measurements of shape 'call'")
+    return unsupported, unsupported
+
+
+IMPLEMENTATIONS = {i.key: i for i in [
+    Implementation("fork", "batch fork", None, _batch("fork")),
+    Implementation("thread", "batch thread", None, _batch("thread")),
+    Implementation("serial", "batch serial", None, _batch("serial")),
+    Implementation("mp_pool", "multiprocessing.Pool", None, _mp_pool),
+    Implementation("ppe", "ProcessPoolExecutor", None, _ppe(tuned=False)),
+    Implementation("ppe_tuned", "ProcessPoolExecutor tuned", None, _ppe(tuned=True)),
+    Implementation("joblib", "joblib", "joblib", _joblib, _joblib_close),
+    Implementation("mpire", "mpire", "mpire", _mpire),
+    Implementation("raw", "os.pipe", None, _raw),
+]}
+
+PARALLEL = ("fork", "thread", "mp_pool", "ppe", "ppe_tuned", "joblib", "mpire")
+DEFAULT = ("serial",) + PARALLEL
+
+
+def runner(key: str, job, workers: int) -> Callable[[], object]:
+    """A no-argument callable that runs `job` once on implementation `key`."""
+    map_, map_reduce = IMPLEMENTATIONS[key].make(workers)
+    if job.shape == "map":
+        return functools.partial(map_, job.fn, job.data)
+    if job.shape == "map_reduce":
+        spans = ranges(len(job.data), CHUNKS_PER_WORKER * workers)
+        return functools.partial(map_reduce, job.fn, job.reducer, job.data, spans)
+    if key != "raw":
+        raise TypeError(f"{key!r} cannot run a raw measurement (shape 'call')")
+    return job.fn

@@ -1,0 +1,164 @@
+"""A run's dict as a terminal table, Markdown, JSON or a PNG chart.
+
+matplotlib is imported only by `plot`, and only when a chart is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+
+from . import _machine
+
+COLUMNS = ("workload", "implementation", "workers", "median s", "min s", "max s", "speedup",
+           "items/s", "peak MiB", "note")
+
+INSTALL_HINT = "the --plot chart needs matplotlib: pip install matplotlib (or 'batch[bench]')"
+
+
+def _num(x, digits=3) -> str:
+    if x is None:
+        return "-"
+    if x >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}" if x < 1 else f"{x:.{digits}f}"
+
+
+def _note(r: dict) -> str:
+    if r.get("error"):
+        return f"FAILED: {r['error']}"
+    parts = [r["note"]] if r.get("note") else []
+    if r.get("peak_per_input"):
+        parts.append(f"peak {r['peak_per_input']:.2f}x input")
+    if r.get("gbps"):
+        frac = r.get("pipe_fraction")
+        parts.append(f"{r['gbps']:.2f} GB/s" + (f", {frac:.0%} of pipe" if frac else ""))
+    return "; ".join(parts)
+
+
+def cells(r: dict) -> list[str]:
+    peak = r.get("peak_bytes")
+    return [r["workload"], r["label"], str(r["workers"]), _num(r.get("median")),
+            _num(r.get("min")), _num(r.get("max")),
+            "-" if r.get("speedup") is None else f"{r['speedup']:.2f}x",
+            _num(r.get("items_per_s"), 3), "-" if peak is None else f"{peak / 2**20:,.0f}",
+            _note(r)]
+
+
+def _target_cells(t: dict) -> list[str]:
+    met = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+    return [t["workload"], t["target"], t["required"],
+            "-" if t["measured"] is None else f"{t['measured']:.3g}", met]
+
+
+_TARGET_COLUMNS = ("workload", "target", "required", "measured", "")
+
+
+def _header(data: dict) -> list[str]:
+    s = data["settings"]
+    return [f"machine: {_machine.summary(data['machine'])}",
+            f"run: {s['size']} size, {s['workers']} workers, median of {s['repeat']} "
+            f"repetitions, {s.get('seconds', '?')} s, started {s['started']}; "
+            f"load average before {s['load_before']}, after {s.get('load_after')}"
+            + (f"; WARNING: batch's source changed during the run, to "
+               f"{s['batch_source_after']}" if s.get("batch_source_after") else "")]
+
+
+def table(data: dict) -> str:
+    """Aligned plain-text tables of results and targets, for the terminal."""
+    def render(header, rows):
+        widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+        lines, last = [], None
+        for i, row in enumerate([header, *rows]):
+            if i > 1 and row[0] != last:
+                lines.append("")
+            last = row[0] if i else None
+            lines.append("  ".join(c.ljust(w) if j in (0, 1, len(row) - 1) else c.rjust(w)
+                                   for j, (c, w) in enumerate(zip(row, widths))).rstrip())
+        return lines
+
+    out = _header(data) + [""]
+    out += render(COLUMNS, [cells(r) for r in data["rows"]])
+    out += ["", "targets (issue 5; reported, not asserted):"]
+    out += render(_TARGET_COLUMNS, [_target_cells(t) for t in data["targets"]])
+    return "\n".join(out) + "\n"
+
+
+def markdown(data: dict) -> str:
+    def md(header, rows):
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        return lines
+
+    out = ["## Machine and run", ""] + [f"- {line}" for line in _header(data)]
+    out += ["", "## Questions", ""]
+    out += [f"- `{name}`: {q}" for name, q in data.get("questions", {}).items()]
+    out += ["", "## Results", ""] + md(COLUMNS, [cells(r) for r in data["rows"]])
+    out += ["", "## Targets", ""] + md(_TARGET_COLUMNS, [_target_cells(t)
+                                                          for t in data["targets"]])
+    return "\n".join(out) + "\n"
+
+
+def to_json(data: dict) -> str:
+    return json.dumps(data, indent=1, sort_keys=False) + "\n"
+
+
+def plot(data: dict, path: str) -> None:
+    """Three panels: speedup vs serial per workload (log), the fixed cost of a 2-item
+    call (log, ms), and speedup against workers on fixed work."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise RuntimeError(INSTALL_HINT) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in data["rows"] if r.get("median")]
+    labels = list(dict.fromkeys(r["label"] for r in rows if r["implementation"] != "raw"))
+    colors = {label: f"C{i}" for i, label in enumerate(labels)}
+    fig, (bars, start, lines) = plt.subplots(1, 3, figsize=(16, 5.8),
+                                             gridspec_kw={"width_ratios": [5, 2, 2]})
+    _grouped(bars, [r for r in rows if r["workload"] not in _NOT_SPEEDUP],
+             labels, colors, "speedup")
+    bars.axhline(1, color="black", linewidth=0.8)
+    bars.set_ylabel("speedup vs batch serial (log)")
+    bars.set_title("speedup per workload (higher is better)")
+    _grouped(start, [r for r in rows if r["workload"].startswith("startup")],
+             labels, colors, "median", scale=1e3)
+    start.set_ylabel("ms per 2-item call (log)")
+    start.set_title("fixed cost of one call (lower is better)")
+    scaling = [r for r in rows if r["workload"] == "scaling" and r.get("speedup")]
+    for label in dict.fromkeys(r["label"] for r in scaling):
+        pts = sorted((r["workers"], r["speedup"]) for r in scaling if r["label"] == label)
+        lines.plot(*zip(*pts), marker="o", color=colors.get(label), label=label)
+    if scaling:
+        most = max(r["workers"] for r in scaling)
+        lines.plot([1, most], [1, most], linestyle=":", color="grey", label="ideal")
+        lines.set_xticks(range(1, most + 1))
+    lines.set_xlabel("workers")
+    lines.set_ylabel("speedup vs batch serial")
+    lines.set_title("scaling, pure-Python work")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[label]) for label in labels]
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    s = data["settings"]
+    fig.suptitle(f"{_machine.summary(data['machine'])}\n{s['size']} run, {s['workers']} "
+                 f"workers, median of {s['repeat']}, load average before {s['load_before']}",
+                 fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+_NOT_SPEEDUP = ("scaling", "pipe", "startup", "startup_big")
+
+
+def _grouped(ax, rows, labels, colors, key, scale=1.0) -> None:
+    """Bars of r[key] per workload, one per implementation, on a log axis."""
+    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    present = [label for label in labels if any(r["label"] == label for r in rows)]
+    width = 0.8 / max(1, len(present))
+    for i, label in enumerate(present):
+        got = {r["workload"]: r[key] * scale for r in rows if r["label"] == label and r.get(key)}
+        xs = [w + (i - (len(present) - 1) / 2) * width for w in range(len(workloads))]
+        ax.bar(xs, [got.get(w, 0) for w in workloads], width, color=colors[label])
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(workloads)), workloads, rotation=12)

@@ -1,0 +1,92 @@
+"""Derived figures (speedup, items/s, bandwidth) and issue 5's targets, judged per run.
+
+Every ratio compares medians measured side by side in the same run. Targets are
+reported, never asserted: a missed one is a finding for the engine, not a failed test.
+"""
+
+from __future__ import annotations
+
+# (workload, what, other implementation or special, required, kind)
+# kind "faster": other's time / fork's time >= required
+#      "items":  fork's items/s / other's items/s >= required
+#      "at_most": the measured figure <= required
+_SPECS = [
+    ("big_input", "fork vs ProcessPoolExecutor", "ppe", 15.0, "faster"),
+    ("big_input", "fork vs multiprocessing.Pool", "mp_pool", 15.0, "faster"),
+    ("big_input", "fork vs joblib", "joblib", 4.0, "faster"),
+    ("big_input", "fork vs mpire", "mpire", 1.4, "faster"),
+    ("big_input", "fork vs serial", "serial", 1.6, "faster"),
+    ("big_input", "fork peak memory / input", "memory", 1.05, "at_most"),
+    ("big_results", "fork vs ProcessPoolExecutor", "ppe", 3.5, "faster"),
+    ("big_results", "fork vs mpire", "mpire", 3.5, "faster"),
+    ("big_results", "fork bandwidth / raw pipe", "pipe", 0.6, "at_least"),
+    ("tiny_tasks", "fork items/s vs multiprocessing.Pool", "mp_pool", 2.5, "items"),
+    ("gil_bound", "fork vs serial", "serial", 1.8, "faster"),
+    ("gil_bound", "fork time / best standard-library pool", "stdlib", 1.05, "at_most"),
+    ("numpy_gil_release", "fork vs serial", "serial", 1.75, "faster"),
+    ("numpy_gil_release", "thread vs serial", "thread_serial", 1.8, "faster"),
+    ("startup", "fork time / fresh multiprocessing.Pool", "mp_pool_time", 0.6, "at_most"),
+    ("startup_big", "fork time / fresh multiprocessing.Pool", "mp_pool_time", 0.6, "at_most"),
+]
+
+STDLIB = ("mp_pool", "ppe", "ppe_tuned")
+
+
+def derive(rows: list[dict]) -> None:
+    """Add speedup, items_per_s, gbps, pipe_fraction and peak_per_input to rows in place."""
+    serial = {r["workload"]: r["median"] for r in rows
+              if r["implementation"] == "serial" and r.get("median")}
+    pipe = next((r for r in rows if r["workload"] == "pipe" and r.get("median")), None)
+    if pipe is not None:
+        pipe["gbps"] = pipe["result_bytes"] / pipe["median"] / 1e9
+    for r in rows:
+        med = r.get("median")
+        if not med:
+            continue
+        base = serial.get(r["workload"])
+        r["speedup"] = base / med if base else None
+        r["items_per_s"] = r["items"] / med if r.get("items") else None
+        if r.get("result_bytes"):
+            r["gbps"] = r["result_bytes"] / med / 1e9
+            # Only results that cross a process boundary go through a pipe at all.
+            if pipe is not None and r["implementation"] not in ("serial", "thread", "raw"):
+                r["pipe_fraction"] = r["gbps"] / pipe["gbps"]
+        if r.get("input_bytes") and r.get("peak_bytes"):
+            r["peak_per_input"] = r["peak_bytes"] / r["input_bytes"]
+
+
+def judge(rows: list[dict], workers: int) -> list[dict]:
+    """Each issue-5 target with the figure this run measured and whether it is met."""
+    def row(workload, key):
+        return next((r for r in rows if r["workload"] == workload and r["implementation"] == key
+                     and r.get("median") and r["workers"] in (workers, 1)), None)
+
+    out = []
+    ran = {r["workload"] for r in rows}
+    for workload, what, other, required, kind in _SPECS:
+        if workload not in ran:
+            continue
+        mine = row(workload, "thread" if other == "thread_serial" else "fork")
+        measured = None
+        if mine is not None:
+            if other == "memory":
+                measured = mine.get("peak_per_input")
+            elif other == "pipe":
+                measured = mine.get("pipe_fraction")
+            elif other == "stdlib":
+                best = [r["median"] for k in STDLIB if (r := row(workload, k))]
+                measured = mine["median"] / min(best) if best else None
+            elif other == "mp_pool_time":
+                ref = row(workload, "mp_pool")
+                measured = mine["median"] / ref["median"] if ref else None
+            else:
+                ref = row(workload, "serial" if other == "thread_serial" else other)
+                if ref is not None:
+                    measured = (mine["items_per_s"] / ref["items_per_s"] if kind == "items"
+                                else ref["median"] / mine["median"])
+        met = None if measured is None else (
+            measured <= required if kind == "at_most" else measured >= required)
+        sign = "<=" if kind == "at_most" else ">="
+        out.append({"workload": workload, "target": what, "required": f"{sign} {required:g}",
+                    "measured": measured, "met": met})
+    return out
