@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ._combine import NOTHING as _NOTHING
 from ._errors import BatchError, ResultError, TaskTimeout, WorkerCrashed, WorkerError
-from ._platform import usable_cpus
+from ._cpus import usable_cpus
 from ._pool import Pool
 from ._pool import imap_once as _imap_once
 

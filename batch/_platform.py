@@ -1,4 +1,4 @@
-"""Everything that differs between operating systems, in one place.
+"""Everything that differs between operating systems about processes, pipes and memory.
 
 Each function degrades to a harmless no-op where the platform lacks the feature, so the
 rest of the package never checks `sys.platform` itself.
@@ -7,13 +7,13 @@ rest of the package never checks `sys.platform` itself.
 from __future__ import annotations
 
 import ctypes
-import functools
-import math
 import mmap
 import os
 import select
 import signal
 import time
+
+from . import _cpus
 
 try:
     import fcntl
@@ -29,44 +29,6 @@ IN_WORKER = False
 
 def default_backend() -> str:
     return "fork" if HAS_FORK else "thread"
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may really use: affinity mask and cgroup CPU quota.
-
-    os.cpu_count() counts the machine's CPUs, which oversubscribes a container limited
-    to two of them by a quota.
-    """
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    quota = _cgroup_quota()  # read once: three file reads per call showed in profiles
-    if quota is not None:
-        n = min(n, max(1, math.ceil(quota)))
-    return max(1, n)
-
-
-@functools.lru_cache(maxsize=1)
-def _cgroup_quota() -> float | None:
-    try:  # cgroup v2: "max 100000" or "200000 100000"
-        with open("/sys/fs/cgroup/cpu.max") as f:
-            quota, period = f.read().split()[:2]
-        if quota != "max":
-            return int(quota) / int(period)
-        return None
-    except (OSError, ValueError):
-        pass
-    try:  # cgroup v1
-        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
-            quota = int(f.read())
-        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
-            period = int(f.read())
-        if quota > 0 and period > 0:
-            return quota / period
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 # --- pipes ----------------------------------------------------------------------------
@@ -135,7 +97,7 @@ def prepare_fork() -> None:
             _libc = ctypes.CDLL(None, use_errno=True)
         except OSError:
             _libc = False
-    prepare_blas()
+    _cpus.prepare_blas()
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -259,62 +221,3 @@ def peak_rss(pid: int) -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
-
-
-# --- BLAS threads ---------------------------------------------------------------------
-
-_blas = None
-
-
-def prepare_blas() -> None:
-    """In the coordinator, before forking: find the BLAS/OpenMP libraries once.
-
-    threadpoolctl walks the loaded libraries (a few milliseconds); doing it here means
-    each worker only calls the libraries' set-threads functions.
-    """
-    global _blas
-    if _blas is not None:
-        return
-    try:
-        from threadpoolctl import ThreadpoolController
-        _blas = ThreadpoolController()
-    except Exception:  # not installed, or a library it cannot drive
-        _blas = False
-
-
-def limit_blas_threads(n: int):
-    """Cap BLAS/OpenMP threads at `n`; returns a function that puts the old caps back.
-
-    N workers with N BLAS threads each would run N*N threads on N cores. The coordinator
-    sets the cap for the length of a run and its workers inherit it: setting it inside
-    each worker cost 2.4 ms per fork (OpenBLAS rebuilds its thread pool after a fork),
-    in the coordinator 2 microseconds. BLAS calls the caller's other threads make during
-    the run see the cap too.
-    """
-    changed = []
-    for lib in (_blas.lib_controllers if _blas else ()):
-        try:
-            old = lib.num_threads
-            if old > n:
-                lib.set_num_threads(max(1, n))
-                changed.append((lib, old))
-        except Exception:  # a library that cannot be driven: leave it alone
-            pass
-
-    def restore():
-        for lib, old in changed:
-            try:
-                lib.set_num_threads(old)
-            except Exception:
-                pass
-
-    return restore
-
-
-def blas_info() -> list[dict]:
-    prepare_blas()
-    if not _blas:
-        return []
-    return [{k: v for k, v in lib.items() if k in ("internal_api", "version", "num_threads",
-                                                    "threading_layer")}
-            for lib in _blas.info()]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Callable, Iterable, Iterator
 
-from . import _coordinator, _platform, _progress, _split, backends
+from . import _coordinator, _cpus, _platform, _progress, _split, backends
 from ._combine import NOTHING, fold, in_order
 
 _OPTIONS = {
@@ -53,7 +53,7 @@ class Pool:
         self._cluster = backends.cluster(self.backend, workers=workers, address=address,
                                          client=client)
         threads = self._cluster.threads() if self._cluster is not None else None
-        self.workers = workers or threads or _platform.usable_cpus()
+        self.workers = workers or threads or _cpus.usable_cpus()
         # ---
         self._submitter = None
         self._closed = False

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import batch
-from batch import _platform
+from batch import _cpus, _platform
 
 from conftest import open_fds
 
@@ -78,15 +78,15 @@ def test_workers_write_their_prints(capfd):
 
 
 def test_blas_threads_limited_in_workers():
-    _platform.prepare_blas()
-    if not _platform._blas or not _platform._blas.info():
+    _cpus.prepare_blas()
+    if not _cpus._blas or not _cpus._blas.info():
         pytest.skip("no BLAS that threadpoolctl can drive")
 
     def threads(_):
-        return [lib["num_threads"] for lib in _platform._blas.info()]
+        return [lib["num_threads"] for lib in _cpus._blas.info()]
 
     [counts] = batch.pmap(threads, [0], workers=2, backend="fork")
-    assert max(counts) <= max(1, _platform.usable_cpus() // 2)
+    assert max(counts) <= max(1, _cpus.usable_cpus() // 2)
 
 
 def test_big_results_are_visible_to_later_workers():

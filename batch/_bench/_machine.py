@@ -54,7 +54,7 @@ def describe() -> dict:
     import numpy
 
     from .. import __version__
-    from .._platform import blas_info, usable_cpus
+    from .._cpus import blas_info, usable_cpus
     return {
         "cpu": cpu_model(),
         "usable_cpus": usable_cpus(),

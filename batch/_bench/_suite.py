@@ -25,7 +25,7 @@ def _load() -> list[float] | None:
 def run(*, size: str = "full", workloads=None, implementations=None, workers: int | None = None,
         repeat: int | None = None, timeout: float | None = None, progress: bool = True) -> dict:
     """Run the benchmarks; `workloads`/`implementations` None means all of them."""
-    from .._platform import usable_cpus
+    from .._cpus import usable_cpus
     workloads = list(workloads or _workloads.WORKLOADS)
     implementations = list(implementations or _peers.DEFAULT)
     if "big_results" in workloads and "pipe" not in workloads:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 
-from .. import _errors, _platform
+from .. import _cpus, _errors
 
 HINT = "pip install 'batch[dask]'"
 
@@ -67,7 +67,7 @@ class Cluster:
             # itself, and Dask's log of the same error is a screenful of task repr. Its
             # scheduler's HTTP server takes any free port: a fixed 8787 warns when taken.
             local = distributed.LocalCluster(
-                n_workers=self._workers or _platform.usable_cpus(), threads_per_worker=1,
+                n_workers=self._workers or _cpus.usable_cpus(), threads_per_worker=1,
                 processes=True, dashboard_address=":0", silence_logs=logging.CRITICAL)
             self._owned.append(local)
             self._client = distributed.Client(local, set_as_default=False)

@@ -37,7 +37,7 @@ import threading
 import time
 import warnings
 
-from .. import _errors, _platform, _signals, _wire
+from .. import _cpus, _errors, _platform, _signals, _wire
 from . import _worker
 from ._base import Outcome, Task
 
@@ -85,7 +85,7 @@ class ForkBackend:
         self._busy: dict[int, _Worker] = {}      # task index -> worker running it
         self._wake_fd = -1
         self._finishing = False  # no new chunk will come: idle workers are let go
-        self._blas_threads = max(1, _platform.usable_cpus() // max(1, workers))
+        self._blas_threads = max(1, _cpus.usable_cpus() // max(1, workers))
         self._restore_blas = None  # set at the first fork: an unused backend changes nothing
 
     # --- starting ---------------------------------------------------------------------
@@ -106,7 +106,7 @@ class ForkBackend:
         _warn_if_threads()
         if self._restore_blas is None:
             _platform.prepare_fork()
-            self._restore_blas = _platform.limit_blas_threads(self._blas_threads)
+            self._restore_blas = _cpus.limit_blas_threads(self._blas_threads)
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

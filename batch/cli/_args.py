@@ -11,7 +11,7 @@ import argparse
 import math
 import os
 
-from .. import __version__, _platform, backends
+from .. import __version__, _cpus, _platform, backends
 from . import _builtins
 
 
@@ -49,7 +49,7 @@ def _workers(text: str) -> int:
             raise argparse.ArgumentTypeError(f"expected N or N%, got {text!r}") from None
         if not percent > 0 or math.isinf(percent):
             raise argparse.ArgumentTypeError(f"must be more than 0%, got {text}")
-        return max(1, math.ceil(_platform.usable_cpus() * percent / 100))
+        return max(1, math.ceil(_cpus.usable_cpus() * percent / 100))
     return _positive_int(text)
 
 

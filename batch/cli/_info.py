@@ -7,7 +7,7 @@ import os
 import platform
 import sys
 
-from .. import __version__, _platform, backends
+from .. import __version__, _cpus, _platform, backends
 
 
 def facts() -> dict:
@@ -21,13 +21,13 @@ def facts() -> dict:
                   f"{sys.executable})",
         "platform": platform.platform(),
         "fork": _platform.HAS_FORK,
-        "usable_cpus": _platform.usable_cpus(),
+        "usable_cpus": _cpus.usable_cpus(),
         "affinity_cpus": affinity,
-        "cgroup_cpu_quota": _platform._cgroup_quota(),
+        "cgroup_cpu_quota": _cpus.cgroup_quota(),
         "os_cpu_count": os.cpu_count(),
         "default_backend": _platform.default_backend(),
         "backends": list(backends.NAMES),
-        "blas": _platform.blas_info(),
+        "blas": _cpus.blas_info(),
     }
 
 

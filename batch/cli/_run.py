@@ -15,7 +15,7 @@ import tempfile
 
 import numpy as np
 
-from .. import _platform, backends
+from .. import _cpus, backends
 from . import _builtins, _inputs, _job
 from ._checkpoint import Checkpoint
 from ._execute import Controls, execute
@@ -80,7 +80,7 @@ def _controls(args) -> Controls:
     address = args.scheduler or args.scheduler_env
     options = {"address": address} if backend == "dask" and address else {}
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
-    return Controls(args.workers or _platform.usable_cpus(), backend, options, args.timeout,
+    return Controls(args.workers or _cpus.usable_cpus(), backend, options, args.timeout,
                     args.retries, args.keep_going, progress)
 
 
