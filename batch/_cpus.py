@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import sys
 
 
 def usable_cpus() -> int:
@@ -52,22 +53,27 @@ def cgroup_quota() -> float | None:
 # --- BLAS threads ---------------------------------------------------------------------
 
 _blas = None
+_modules_seen = 0  # len(sys.modules) when the libraries were last found
 
 
 def prepare_blas() -> None:
-    """In the coordinator, before forking: find the BLAS/OpenMP libraries once.
+    """Find the BLAS/OpenMP libraries loaded in this process (threadpoolctl).
 
-    threadpoolctl walks the loaded libraries (a few milliseconds); doing it here means
-    each worker only calls the libraries' set-threads functions.
+    Walking the loaded libraries costs about 3 ms, and importing threadpoolctl 2 ms: a
+    third of a first pmap, so `import batch` does it once, with numpy's BLAS loaded. A
+    library loaded later (torch, scikit-learn's OpenMP) arrives with an import, so the
+    walk is redone when sys.modules has grown since, and only then.
     """
-    global _blas
-    if _blas is not None:
+    global _blas, _modules_seen
+    if _blas is not None and len(sys.modules) == _modules_seen:
         return
+    _modules_seen = len(sys.modules)
     try:
         from threadpoolctl import ThreadpoolController
         _blas = ThreadpoolController()
     except Exception:  # not installed, or a library it cannot drive
         _blas = False
+    _modules_seen = len(sys.modules)
 
 
 def limit_blas_threads(n: int):

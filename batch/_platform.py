@@ -13,6 +13,11 @@ import select
 import signal
 import time
 
+try:  # os.wait4 imports it on first use; here, so that the first run does not grow
+    import resource  # noqa: F401  sys.modules and make the next one rescan BLAS
+except ImportError:  # Windows
+    resource = None
+
 from . import _cpus
 
 try:

@@ -11,6 +11,14 @@ from .. import _platform
 # "dask" is always a valid name: only creating it imports Dask (or says how to install it).
 NAMES = ("fork", "thread", "serial", "dask")
 
+if _platform.HAS_FORK:
+    # The default backend, used by every call: loading it (msgpack, the wire format, the
+    # worker) and finding the BLAS libraries with `import batch` took 12 ms out of a
+    # first pmap's 15 ms, which then cost three times a later one. thread, serial and
+    # dask stay lazy.
+    from . import fork  # noqa: F401
+    _platform.prepare_fork()
+
 
 def resolve(name: str | None) -> str:
     """The backend a run will use: the default, or the one asked for, checked."""

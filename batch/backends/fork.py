@@ -105,7 +105,7 @@ class ForkBackend:
     def _fork(self, task: Task, persistent: bool) -> None:
         _warn_if_threads()
         if self._restore_blas is None:
-            _platform.prepare_fork()
+            _platform.prepare_fork()  # nothing to do unless modules were imported since
             self._restore_blas = _cpus.limit_blas_threads(self._blas_threads)
         for stream in (sys.stdout, sys.stderr):
             try:
