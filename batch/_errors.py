@@ -17,10 +17,7 @@ rebuilt still arrives as a WorkerError instead of hanging the run.
 
 from __future__ import annotations
 
-import copyreg
-import io
 import os
-import pickle
 import signal
 
 __all__ = [
@@ -108,128 +105,6 @@ class TaskTimeout(BatchError):
 
 class ResultError(BatchError):
     """A result could not be encoded in the worker, or did not arrive whole."""
-
-
-class _RemoteTraceback(Exception):
-    """Carries a worker's traceback text so Python prints it under the rebuilt error."""
-
-    def __init__(self, tb: str):
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return self.tb
-
-
-# --- exceptions as data ---------------------------------------------------------------
-
-def describe_exception(exc: BaseException, tb_text: str, *, pickled: bool = True) -> dict:
-    """Turn an exception raised in a worker into plain data for the wire."""
-    cls = type(exc)
-    blob = pickle_exception(exc) if pickled else None
-    try:
-        message = str(exc)
-    except Exception as e:  # a broken __str__ must not lose the error
-        message = f"<str() failed: {type(e).__name__}>"
-    return {
-        "type": f"{cls.__module__}.{cls.__qualname__}",
-        "message": message,
-        "traceback": tb_text,
-        "pickle": blob,
-    }
-
-
-def pickle_exception(exc: BaseException) -> bytes | None:
-    """The exception pickled by its own __reduce__, or None if it cannot be.
-
-    Not pickle.dumps: importing dask.distributed installs tblib's reducer for every
-    exception class in copyreg, process-wide, and that one rebuilds an exception without
-    calling __init__: SystemExit(2) came back with code None.
-    """
-    buf = io.BytesIO()
-    pickler = pickle.Pickler(buf, pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = {k: v for k, v in copyreg.dispatch_table.items()
-                              if not (isinstance(k, type) and issubclass(k, BaseException))}
-    try:
-        pickler.dump(exc)
-    except Exception:  # unpicklable args, locks in attributes, local classes, ...
-        return None
-    return buf.getvalue()
-
-
-_MIXINS: dict[type, type] = {}
-
-
-def _mixin(original: type) -> type:
-    """WorkerError subclass that is also `original`, so `except ValueError:` still works."""
-    cls = _MIXINS.get(original)
-    if cls is None:
-        try:
-            cls = type(f"WorkerError[{original.__qualname__}]", (WorkerError, original),
-                       {"__module__": __name__})
-        except TypeError:  # incompatible C layouts, final classes
-            cls = WorkerError
-        _MIXINS[original] = cls
-    return cls
-
-
-_UNSET = object()
-
-
-def worker_error(info: dict, *, chunk=None, items=None, cause=_UNSET) -> WorkerError:
-    """Rebuild the error a worker described with `describe_exception`.
-
-    `cause` is the live exception when it was raised in this process.
-    """
-    rebuilt = cause is _UNSET
-    if rebuilt:
-        cause = None
-        if info.get("pickle") is not None:
-            try:
-                cause = pickle.loads(info["pickle"])
-            except Exception:  # odd constructors fail here: keep the text, drop the object
-                cause = None
-    type_name = info.get("type", "Exception")
-    short = type_name.rsplit(".", 1)[-1] if type_name.startswith("builtins.") else type_name
-    message = f"{where(chunk, items)} failed: {short}: {info.get('message', '')}"
-    cls = WorkerError
-    # Only Exception subclasses join the mixin: a rebuilt SystemExit or KeyboardInterrupt
-    # must never propagate as itself and end the caller.
-    if isinstance(cause, Exception) and not isinstance(cause, BatchError):
-        cls = _mixin(type(cause))
-    err = _new_error(cls, cause)
-    # Not BatchError.__init__: through the mixin's MRO it would call the original type's
-    # constructor, whose signature is anybody's guess.
-    err.message, err.chunk, err.items = message, chunk, items
-    err.args = cause.args if cause is not None else (message,)
-    err.type_name = type_name
-    err.remote_traceback = info.get("traceback", "")
-    if cause is not None:
-        if rebuilt:  # a live exception keeps its own traceback and chain
-            cause.__cause__ = _RemoteTraceback(err.remote_traceback)
-        err.__cause__ = cause
-    elif err.remote_traceback:
-        err.__cause__ = _RemoteTraceback(err.remote_traceback)
-    return err
-
-
-def _new_error(cls: type, cause) -> WorkerError:
-    if cls is WorkerError:
-        return Exception.__new__(WorkerError)
-    try:  # some types (OSError) need their own __new__ with their own args
-        return cls.__new__(cls, *cause.args)
-    except Exception:
-        return Exception.__new__(WorkerError)
-
-
-def local_worker_error(exc: BaseException, tb_text: str, *, chunk=None, items=None):
-    """The WorkerError for an exception raised in this process (thread, serial backends).
-
-    It goes through the same description as a forked worker's error, so every backend
-    raises the same types with the same attributes; the cause is the live exception.
-    """
-    return worker_error(describe_exception(exc, tb_text, pickled=False), chunk=chunk,
-                        items=items, cause=exc)
 
 
 # --- wait statuses --------------------------------------------------------------------

@@ -201,6 +201,19 @@ _MADV_DONTNEED = 4
 _PAGE = mmap.PAGESIZE
 
 
+def stop_and_reap(pids, *, stop, grace: float) -> None:
+    """SIGTERM the process groups in `stop`, then reap every pid in `pids`; whatever is
+    still alive after `grace` seconds gets SIGKILL."""
+    for pid in stop:
+        kill_group(pid, signal.SIGTERM)
+    for pid in wait_exits(pids, grace):
+        kill_group(pid, signal.SIGKILL)
+        try:
+            wait4(pid)
+        except ChildProcessError:
+            pass
+
+
 def drop_file_pages(address: int, nbytes: int) -> None:
     """Unmap the pages of a file-backed range from this process; they stay in the page
     cache and come back on the next touch.

@@ -21,11 +21,11 @@ import traceback
 
 import numpy as np
 
-from .._errors import describe_exception, pickle_exception
+from .._remote import describe_exception, pickle_exception
 
 
 class Failed(Exception):
-    """The chunk failed on the worker; `info` is the error as data (_errors.describe_exception).
+    """The chunk failed on the worker; `info` is the error as data (_remote.describe_exception).
 
     Raised rather than returned, so that Dask's own `retries=` re-runs the chunk. Being
     plain data, it always travels back, even when the original exception cannot be pickled.

@@ -18,7 +18,7 @@ import traceback
 
 import numpy as np
 
-from .. import _errors, _platform, _signals, _wire
+from .. import _platform, _remote, _signals, _wire
 from ._base import Task
 
 TASK = struct.Struct("<qqq")  # chunk index, start, stop
@@ -87,7 +87,7 @@ def run(task: Task) -> list:
 
 
 def _error(exc: BaseException, seconds: float) -> list:
-    info = _errors.describe_exception(exc, traceback.format_exc())
+    info = _remote.describe_exception(exc, traceback.format_exc())
     info["seconds"] = seconds
     return _wire.encode(_wire.ERROR, info)
 

@@ -37,7 +37,7 @@ import uuid
 
 import numpy as np
 
-from .. import _errors
+from .. import _errors, _remote
 from . import _dask_worker
 from ._base import Outcome, Task
 # Before any import of distributed: without Dask, this raises DaskMissing and its hint.
@@ -206,7 +206,7 @@ def _result(future, task: Task | None = None):
         if exc.info.get("encode"):
             error = _errors.result_error(exc.info["message"], **where)
         else:
-            error = _errors.worker_error(exc.info, **where)
+            error = _remote.worker_error(exc.info, **where)
         raise _Error(error, exc.seconds, exc.pid, retried=True)
     if isinstance(exc, KilledWorker):
         error = _errors.WorkerCrashed(
@@ -219,7 +219,7 @@ def _result(future, task: Task | None = None):
     # a module it needs is missing: name that module rather than Dask's generic message.
     tb = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
     missing = exc.__cause__ if isinstance(exc.__cause__, ImportError) else None
-    error = _errors.local_worker_error(missing or exc, tb, **where)
+    error = _remote.local_worker_error(missing or exc, tb, **where)
     if missing is not None:
         error.message += (" on the Dask worker: every worker needs batch installed, and the "
                           "modules the mapped function uses")

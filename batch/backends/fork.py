@@ -32,12 +32,13 @@ from __future__ import annotations
 import gc
 import os
 import selectors
+import signal
 import sys
 import threading
 import time
 import warnings
 
-from .. import _cpus, _errors, _platform, _signals, _wire
+from .. import _cpus, _errors, _platform, _remote, _signals, _wire
 from . import _worker
 from ._base import Outcome, Task
 
@@ -209,7 +210,7 @@ class ForkBackend:
     def _end(self, worker: _Worker, problem: str | None = None) -> Outcome | None:
         """Reap a worker whose message is complete, cut short or garbled, or that left."""
         if problem is not None:
-            _platform.kill_group(worker.pid, 9)
+            _platform.kill_group(worker.pid, signal.SIGKILL)
         self._release(worker)
         _, status, maxrss = _platform.wait4(worker.pid)
         task, reader = worker.task, worker.reader
@@ -249,7 +250,7 @@ class ForkBackend:
             if info.get("encode"):
                 out.error = _errors.result_error(info["message"], **where)
             else:
-                out.error = _errors.worker_error(info, **where)
+                out.error = _remote.worker_error(info, **where)
 
     def _release(self, worker: _Worker) -> None:
         """Forget a worker and close its fds; it still has to be reaped."""
@@ -271,7 +272,7 @@ class ForkBackend:
         out = Outcome(task, pid=worker.pid, started=worker.started,
                       seconds=time.perf_counter() - worker.t0)
         self._release(worker)
-        _reap([worker.pid], stop=[worker.pid])
+        _platform.stop_and_reap([worker.pid], stop=[worker.pid], grace=STOP_GRACE)
         return out
 
     def close(self) -> None:
@@ -285,7 +286,7 @@ class ForkBackend:
         try:
             for worker in workers:
                 self._release(worker)
-            _reap([w.pid for w in workers], stop=busy)
+            _platform.stop_and_reap([w.pid for w in workers], stop=busy, grace=STOP_GRACE)
         finally:
             if self._wake_fd >= 0:
                 self._sel.unregister(self._wake_fd)
@@ -294,19 +295,6 @@ class ForkBackend:
             if self._restore_blas is not None:
                 self._restore_blas()
                 self._restore_blas = None
-
-
-def _reap(pids, stop) -> None:
-    """SIGTERM the process groups in `stop`, then reap every pid in `pids`; whatever is
-    still alive after STOP_GRACE gets SIGKILL."""
-    for pid in stop:
-        _platform.kill_group(pid, 15)
-    for pid in _platform.wait_exits(pids, STOP_GRACE):
-        _platform.kill_group(pid, 9)
-        try:
-            _platform.wait4(pid)
-        except ChildProcessError:
-            pass
 
 
 def _warn_if_threads() -> None:

@@ -12,7 +12,7 @@ import time
 import traceback
 from collections import deque
 
-from .. import _errors
+from .. import _errors, _remote
 from ._base import Outcome, Task
 
 
@@ -43,7 +43,7 @@ class SerialBackend:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
-            out.error = _errors.local_worker_error(exc, traceback.format_exc(),
+            out.error = _remote.local_worker_error(exc, traceback.format_exc(),
                                                    chunk=task.index, items=task.items)
         out.seconds = out.compute = time.perf_counter() - t0
         if self.timeout is not None and out.error is None and out.seconds > self.timeout:

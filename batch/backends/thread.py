@@ -15,7 +15,7 @@ import concurrent.futures as cf
 import time
 import traceback
 
-from .. import _errors
+from .. import _remote
 from ._base import Outcome, Task
 
 
@@ -42,7 +42,7 @@ class ThreadBackend:
             try:
                 out.result, out.compute = future.result()
             except cf.BrokenExecutor as exc:  # the initializer raised
-                out.error = _errors.local_worker_error(exc, "", chunk=task.index,
+                out.error = _remote.local_worker_error(exc, "", chunk=task.index,
                                                        items=task.items)
             except _Failed as failed:
                 out.error, out.compute = failed.error, failed.seconds
@@ -78,7 +78,7 @@ class ThreadBackend:
                 outer.cancel()
             elif f.exception() is not None:
                 exc = f.exception()
-                outer.set_exception(_errors.local_worker_error(
+                outer.set_exception(_remote.local_worker_error(
                     exc, "".join(traceback.format_exception(exc))))
             else:
                 outer.set_result(f.result())
@@ -98,7 +98,7 @@ def _run(task: Task):
     try:
         result = task.work()
     except BaseException as exc:  # SystemExit too, exactly as in a forked worker
-        error = _errors.local_worker_error(exc, traceback.format_exc(), chunk=task.index,
+        error = _remote.local_worker_error(exc, traceback.format_exc(), chunk=task.index,
                                            items=task.items)
         raise _Failed(error, time.perf_counter() - t0) from None
     return result, time.perf_counter() - t0
