@@ -83,17 +83,22 @@ class _Encoder:
         return msgpack.packb(obj, default=self.default, strict_types=True, use_bin_type=True)
 
 
-def encode(kind: int, payload) -> list:
-    """The message for `payload` as a list of buffers to write in order."""
+def _body(obj) -> tuple[bytes, list[memoryview]]:
+    """msgpack of `obj` with big arrays left out, and those arrays' memory, in order."""
     enc = _Encoder()
     try:
-        body = enc._pack(payload)
+        return enc._pack(obj), enc.buffers
     except EncodeError:
         raise
     except (TypeError, ValueError, OverflowError) as exc:  # msgpack's own limits
-        raise EncodeError(f"a result cannot be encoded: {exc}") from None
-    oob = sum(b.nbytes for b in enc.buffers)
-    return [PREFIX.pack(MAGIC, kind, len(body), oob), body, *enc.buffers]
+        raise EncodeError(f"a value cannot be encoded: {exc}") from None
+
+
+def encode(kind: int, payload) -> list:
+    """The message for `payload` as a list of buffers to write in order."""
+    body, buffers = _body(payload)
+    oob = sum(b.nbytes for b in buffers)
+    return [PREFIX.pack(MAGIC, kind, len(body), oob), body, *buffers]
 
 
 def write_all(fd: int, buffers) -> None:
@@ -227,15 +232,9 @@ def save(path, obj) -> None:
     msgpack reader opens. It is flushed and fsynced, so a caller that writes a temporary
     name and renames it (the CLI's checkpoints and outputs) never exposes half a file.
     """
-    enc = _Encoder()
-    try:
-        body = enc._pack(obj)
-    except EncodeError:
-        raise
-    except (TypeError, ValueError, OverflowError) as exc:  # msgpack's own limits
-        raise EncodeError(f"a value cannot be encoded: {exc}") from None
+    body, buffers = _body(obj)
     with open(path, "wb") as f:
-        write_all(f.fileno(), [body, *enc.buffers])
+        write_all(f.fileno(), [body, *buffers])
         os.fsync(f.fileno())
 
 
