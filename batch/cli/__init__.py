@@ -1,20 +1,17 @@
 """The `batch` command: the only place that prints for the user or exits.
 
-    argv ─► _args (argparse; one-line errors) ─► _run.run or _info.info or bench
-                    │
-    _run:   _inputs.open_input ─► INPUT kind: array (.npy/.npz memmap), lines (text file
-            │                     byte ranges, stdin/.gz streams), files (folder, glob, -0)
-            _job.build ─► Mapper (_builtins or module:function) + Reducer (_reducers)
-            _outputs.Target, _checkpoint.Checkpoint: checked before any work
-            │
-            _execute: plan ─► Tasks ─► batch._coordinator.run(backend) ─► Outcomes
-            │         ─► joblog, checkpoint, progress ─► in chunk order ─► reducer
-            ▼
-    _outputs: stdout (text or --format json) or --output FILE (.json .npy .msgpack .csv),
-              written under a temporary name and renamed
+    batch/cli/
+      __init__.py   main(): parse, dispatch, translate errors to one line and an exit status
+      _parser.py    the parser; each subcommand adds its own subparser
+      _controls.py  options every subcommand shares (-j, --backend, --timeout, --retries,
+                    --progress, --joblog, --dry-run) and the Controls they become
+      _exits.py     exit statuses and the exceptions that lead to them
+      _joblog.py    the joblog writer
+      run/          `batch run`: inputs, built-ins, reducers, outputs, checkpoints
+      info.py       `batch info`
+      bench.py      `batch bench` (the harness is batch/_bench)
 
-Exit statuses are in _exits: 0 ok, 1 chunks failed, 2 usage or bad input, 130 Ctrl-C,
-143 SIGTERM. Errors are one line, `batch: error: ...`; --debug adds the traceback.
+Errors are one line, `batch: error: ...`; --debug adds the traceback.
 """
 
 from __future__ import annotations
@@ -24,15 +21,15 @@ import sys
 import traceback
 
 from .. import BatchError, WorkerError
-from . import _args, _exits, _info, _run
+from . import _exits, _parser, bench, info, run
 from ._exits import ChunksFailed, Terminated, UsageError
-from ._model import ItemError
+from .run._model import ItemError
 
 __all__ = ["main"]
 
 
 def main(argv=None) -> int:
-    parser = _args.build({"run": _run.run, "info": _info.info})
+    parser = _parser.build((run, info, bench))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed

@@ -15,12 +15,13 @@ import tempfile
 
 import numpy as np
 
-from .. import _cpus, backends
+from .. import _controls
+from .._controls import Controls
+from .._exits import UsageError
+from .._joblog import JobLog
 from . import _builtins, _inputs, _job
 from ._checkpoint import Checkpoint
-from ._execute import Controls, execute
-from ._exits import UsageError
-from ._joblog import JobLog
+from ._execute import execute
 from ._model import Result
 from ._outputs import Target
 
@@ -32,9 +33,7 @@ def run(args) -> int:
     target = Target(args)
     if args.reduce == "none" and args.output:
         raise UsageError("--reduce none keeps no result: there is nothing to --output")
-    if args.joblog and not os.path.isdir(os.path.dirname(os.path.abspath(args.joblog))):
-        raise UsageError(f"--joblog {args.joblog}: no such folder")
-    ctl = _controls(args)
+    ctl = _controls.from_args(args, keep_going=args.keep_going)
     natural_sort = args.map == "sort" and args.reduce is None
     with _runs_folder(natural_sort, args.checkpoint) as runs_dir:
         mapper, reducer = _job.build(args, inp.kind, runs_dir)
@@ -68,20 +67,6 @@ def run(args) -> int:
                 joblog.close()
         target.write(result if isinstance(result, Result) else Result(result))
     return 0
-
-
-def _controls(args) -> Controls:
-    try:
-        backend = backends.resolve(args.backend)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if args.scheduler is not None and backend != "dask":
-        raise UsageError("--scheduler is for --backend dask")
-    address = args.scheduler or args.scheduler_env
-    options = {"address": address} if backend == "dask" and address else {}
-    progress = args.progress if args.progress is not None else sys.stderr.isatty()
-    return Controls(args.workers or _cpus.usable_cpus(), backend, options, args.timeout,
-                    args.retries, args.keep_going, progress)
 
 
 @contextlib.contextmanager

@@ -20,8 +20,8 @@ import json
 import os
 import re
 
-from .. import __version__, _wire
-from ._exits import UsageError
+from ... import __version__, _wire
+from .._exits import UsageError
 
 _CHUNK = re.compile(r"chunk-(\d+)\.msgpack$")
 

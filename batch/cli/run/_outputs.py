@@ -20,9 +20,9 @@ import sys
 
 import numpy as np
 
-from .. import _wire
+from ... import _wire
+from .._exits import UsageError
 from ._checkpoint import atomic_replace
-from ._exits import UsageError
 from ._model import Result
 
 FORMATS = (".json", ".npy", ".msgpack", ".csv")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Iterable
 
-from .._combine import NOTHING
+from ..._combine import NOTHING
 
 
 def _same(x):

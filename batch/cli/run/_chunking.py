@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import os
 
-from .. import _split
-from .._combine import NOTHING
+from ... import _split
+from ..._combine import NOTHING
 
 # Arrays and text files are cut into chunks of at most this many bytes, whatever the
 # worker count: a worker's memory (the pages of its chunk) stays bounded for a file of

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import _split
-from ..backends._base import Task
+from ... import _split
+from ...backends._base import Task
+from .._exits import UsageError
 from . import _lines
 from ._chunking import STREAM_CHUNK_LINES, over_lines, parts, stat
-from ._exits import UsageError
 
 
 class TextInput:

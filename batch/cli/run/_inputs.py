@@ -20,11 +20,11 @@ import os
 import sys
 
 
-from .. import _data, _split
-from ..backends._base import Task
+from ... import _data, _split
+from ...backends._base import Task
+from .._exits import UsageError
 from . import _npy
 from ._chunking import over_rows, parts, stat
-from ._exits import UsageError
 from ._line_inputs import StreamInput, TextInput
 
 
