@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections import deque
 from typing import Iterator
 
-from . import _errors
+from . import _errors, _platform
 from ._signals import SigintGuard
 from .backends._base import Outcome, Task
 
@@ -39,7 +40,7 @@ def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: 
     not started before chunk i - window has finished, which bounds what an in-order
     consumer has to hold.
     """
-    guard = SigintGuard() if backend.defer_sigint else None
+    guard = None
     if hasattr(backend, "timeout"):  # serial: only the backend knows when a chunk starts
         backend.timeout, timeout = timeout, None
     again: deque[Task] = deque()
@@ -48,6 +49,7 @@ def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: 
     exhausted = False
     tasks = iter(tasks)
     try:
+        guard = _guard(backend)
         while True:
             with guard if guard is not None else contextlib.nullcontext():
                 while len(running) < workers and not _interrupted(guard):
@@ -62,7 +64,9 @@ def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: 
                         if ahead is None or _beyond(ahead, window, running, again):
                             break
                         task, ahead = ahead, None
-                    backend.start(task)
+                    if not _started(backend, task, running, again):
+                        workers = len(running)  # a limit is reached: carry on with fewer
+                        break
                     running[task.index] = (task, None if timeout is None
                                            else time.monotonic() + timeout)
                 if _interrupted(guard):
@@ -86,6 +90,40 @@ def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: 
         finally:
             if guard is not None:
                 guard.close()
+
+
+def _guard(backend) -> SigintGuard | None:
+    if not backend.defer_sigint:
+        return None
+    try:
+        return SigintGuard()  # a pipe: under the open-files limit, like the workers'
+    except OSError as exc:
+        raise _errors.WorkerStartError(
+            f"could not start the run: its wake-up pipe failed ({exc.strerror}); "
+            f"{_platform.start_limit(exc.errno)} is probably reached",
+            errno=exc.errno) from exc
+
+
+def _started(backend, task: Task, running, again) -> bool:
+    """Start `task`; False if a limit stopped it while other workers run.
+
+    Carrying on with the workers already running, rather than failing the run, is the
+    choice made for a process or open-files limit (issue 12): the work still gets done,
+    just with less parallelism, and a warning says so. With no worker running there is
+    nothing to carry on with, and the WorkerStartError goes up. Only a backend whose
+    failed start leaves nothing behind (`retry_start`) can have the task tried later: the
+    thread pool has already queued it when a thread fails to start.
+    """
+    try:
+        backend.start(task)
+    except _errors.WorkerStartError as exc:
+        if not running or not getattr(backend, "retry_start", False):
+            raise
+        again.appendleft(task)
+        warnings.warn(f"batch: carrying on with {len(running)} worker(s): {exc}",
+                      RuntimeWarning, stacklevel=2)
+        return False
+    return True
 
 
 def _beyond(task: Task, window, running, again) -> bool:

@@ -5,8 +5,10 @@
      │                          also an instance of the original exception's type)
      ├── WorkerCrashed          a worker died without delivering its result
      ├── TaskTimeout            a chunk ran longer than `timeout` seconds
-     └── ResultError            a result could not be encoded, or its frame arrived
-                                truncated or garbled
+     ├── ResultError            a result could not be encoded, or its frame arrived
+     │                          truncated or garbled
+     └── WorkerStartError       no worker could be started (fork, pipe or thread creation
+                                failed: a process or open-files limit); also an OSError
 
 Every error carries `.chunk` (the chunk index) and `.items` (a `range` of item positions
 when the input had positions, else the item count, else None), so a person can find the
@@ -26,6 +28,7 @@ __all__ = [
     "TaskTimeout",
     "WorkerCrashed",
     "WorkerError",
+    "WorkerStartError",
 ]
 
 
@@ -105,6 +108,31 @@ class TaskTimeout(BatchError):
 
 class ResultError(BatchError):
     """A result could not be encoded in the worker, or did not arrive whole."""
+
+
+class WorkerStartError(BatchError, OSError):
+    """A worker could not be started: fork, pipe or thread creation failed.
+
+    Also an OSError, with the original `.errno` (EAGAIN for a process limit, EMFILE for
+    the open-files limit, ENOMEM), so an `except OSError:` written for the bare error
+    still catches it; `.running` is how many workers were running at that moment.
+    """
+
+    def __new__(cls, message, *, errno=None, running=0):
+        if errno is None:
+            return OSError.__new__(cls, message)
+        return OSError.__new__(cls, errno, os.strerror(errno))
+
+    def __init__(self, message, *, errno=None, running=0):
+        super().__init__(message)
+        self.running = running
+
+    def __reduce__(self):
+        return _rebuild_start_error, (self.message, self.errno, self.running)
+
+
+def _rebuild_start_error(message, errno, running):
+    return WorkerStartError(message, errno=errno, running=running)
 
 
 # --- wait statuses --------------------------------------------------------------------

@@ -25,6 +25,12 @@ Two kinds of worker, and why:
   its process carries over.
 Either way a worker runs one chunk at a time and the coordinator hands out the next one
 to whichever core frees first, so a straggler never holds queued work.
+
+When a pipe or the fork fails (EMFILE past the open-files limit, EAGAIN past a process
+limit or a pids cgroup), the start raises WorkerStartError, an OSError too, and leaves no
+fd behind. If other workers already run, the coordinator carries on with those (and
+warns) instead of failing: the same work gets done with less parallelism, which is what a
+user under a limit would ask for. With no worker running, the error goes up.
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ class _Worker:
 class ForkBackend:
     name = "fork"
     defer_sigint = True
+    retry_start = True  # a start that raised WorkerStartError left no trace: try it later
 
     def __init__(self, *, workers: int, initializer=None, initargs=()):
         if not _platform.HAS_FORK:
@@ -113,14 +120,17 @@ class ForkBackend:
                 stream.flush()
             except Exception:  # closed or replaced streams
                 pass
-        fds = list(os.pipe()) + (list(os.pipe()) if persistent else [-1, -1])
-        r, w, tr, tw = fds
+        fds = [-1] * 4  # result r, w, task tr, tw: inside `try`, so a failed pipe leaks none
         try:
+            fds[0:2] = self._starting(os.pipe, "its result pipe")
+            if persistent:
+                fds[2:4] = self._starting(os.pipe, "its task pipe")
+            r, w, tr, tw = fds
             _platform.enlarge_pipe(w)
             with _signals.signals_blocked():
                 gc.freeze()  # the child's collector then leaves the shared pages alone
                 try:
-                    pid = os.fork()
+                    pid = self._starting(os.fork, "the process")
                 except BaseException:
                     gc.unfreeze()
                     raise
@@ -142,6 +152,18 @@ class ForkBackend:
             for fd in fds:
                 if fd >= 0:
                     os.close(fd)
+
+    def _starting(self, call, what: str):
+        """call(); an OSError from it (a limit reached) becomes a WorkerStartError."""
+        try:
+            return call()
+        except OSError as exc:
+            running = len(self._workers)
+            raise _errors.WorkerStartError(
+                f"could not start a worker: creating {what} failed ({exc.strerror or exc}) "
+                f"with {running} worker{'s' if running != 1 else ''} running; "
+                f"{_platform.start_limit(exc.errno)} is probably reached: raise it, or "
+                f"use fewer workers", errno=exc.errno, running=running) from exc
 
     def _own_fds(self):
         """The coordinator's fds a new worker inherits and must close at once: a task
