@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from ... import _wire
-from .._exits import UsageError
+from .._exits import OutputFailed, UsageError, flush_stdout
 from ._checkpoint import atomic_replace
 from ._model import Result
 
@@ -51,12 +51,20 @@ class Target:
     def write(self, result: Result) -> None:
         if self.path is None:
             out = sys.stdout
-            if self.format == "json":
-                _json(out, result)
-            else:
-                for line in _human(result):
-                    out.write(line + "\n")
-            out.flush()
+            if out is None:  # closed, with nothing to print (--reduce none): cli checked
+                return
+            try:
+                if self.format == "json":
+                    _json(out, result)
+                else:
+                    for line in _human(result):
+                        out.write(line + "\n")
+            except BrokenPipeError:
+                raise
+            except OSError as exc:  # ENOSPC, EIO: not the input's fault
+                raise OutputFailed(f"cannot write the result to stdout: "
+                                   f"{exc.strerror or exc}", stdout=True) from exc
+            flush_stdout()
             return
         writer = {".json": _json_file, ".npy": _npy, ".msgpack": _msgpack, ".csv": _csv}[self.ext]
         atomic_replace(self.path, lambda tmp: writer(tmp, result))
