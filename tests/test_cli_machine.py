@@ -15,9 +15,9 @@ from test_cli_support import NUMBERS, env
 pytestmark = pytest.mark.timeout(60)
 
 
-def run_batch(*args, cwd=None, **kw) -> subprocess.CompletedProcess:
+def run_batch(*args, cwd=None, env_extra=None, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "batch", *map(str, args)], text=True,
-                          cwd=cwd, env=env(), timeout=60, **kw)
+                          cwd=cwd, env={**env(), **(env_extra or {})}, timeout=60, **kw)
 
 
 def one_error_line(stderr: str) -> str:
@@ -69,3 +69,63 @@ def test_stdout_on_a_full_device_names_stdout_and_the_cause(map_):
     assert p.returncode == 1
     assert one_error_line(p.stderr) == ("batch: error: cannot write the result to stdout: "
                                         "No space left on device")
+
+
+# --- a full disk (case 5) ---------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs: full after a few writes, for real ENOSPC. Needs CAP_SYS_ADMIN."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(disk)],
+                       capture_output=True, text=True, timeout=30)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({p.stderr.strip() or p.returncode})")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True, timeout=30)
+
+
+@pytest.mark.parametrize("ext", [".npy", ".json", ".csv", ".msgpack"])
+def test_output_on_a_full_disk_names_the_file_and_leaves_nothing(small_disk, ext):
+    out = small_disk / f"sorted{ext}"  # 250 000 values: about 2 MB as .npy
+    p = run_batch("run", NUMBERS, "--map", "sort", "--output", out, capture_output=True)
+    assert p.returncode == 1
+    assert one_error_line(p.stderr) == (f"batch: error: cannot write {out}: "
+                                        f"No space left on device")
+    assert os.listdir(small_disk) == []
+
+
+def test_sort_spilling_onto_a_full_disk_names_the_run_file(small_disk):
+    p = run_batch("run", NUMBERS, "--map", "sort", "--output", small_disk.parent / "s.npy",
+                  capture_output=True, env_extra={"TMPDIR": str(small_disk)})
+    assert p.returncode == 1
+    line = one_error_line(p.stderr)
+    assert "No space left on device" in line and f"'{small_disk}/batch-sort-" in line
+    assert "requested and" not in line
+    assert os.listdir(small_disk) == [] and not (small_disk.parent / "s.npy").exists()
+
+
+def test_checkpoint_on_a_full_disk_names_its_file(small_disk):
+    big = small_disk.parent / "big.npy"
+    np.save(big, np.arange(300_000, dtype=np.float64))
+    p = run_batch("run", big, "--map", "sort", "--chunks", 4, "--checkpoint",
+                  small_disk / "ck", "--output", small_disk.parent / "s.npy",
+                  capture_output=True)
+    assert p.returncode == 1
+    assert f"{small_disk}/ck" in one_error_line(p.stderr)
+    assert "No space left on device" in p.stderr
+
+
+def test_joblog_on_a_full_disk_names_its_file(small_disk):
+    with open(small_disk / "filler", "wb", buffering=0) as f:  # every block taken
+        with pytest.raises(OSError):
+            while True:
+                f.write(b"\0" * 4096)
+    p = run_batch("run", NUMBERS, "--map", "stats", "--chunks", 2000, "--joblog",
+                  small_disk / "jobs.tsv", "--format", "json", capture_output=True)
+    assert p.returncode == 1
+    assert one_error_line(p.stderr).startswith(
+        f"batch: error: --joblog {small_disk}/jobs.tsv: cannot write: No space left")

@@ -195,10 +195,21 @@ def _npy(path, result):
                       "fortran_order": False, "shape": (len(value),)}
             np.lib.format.write_array_header_2_0(f, header)
             for block in value.blocks():
-                block.tofile(f)
+                write_raw(f, block)
         else:
-            np.lib.format.write_array(f, _as_array(result), allow_pickle=False)
+            array = _as_array(result)
+            if not array.flags.c_contiguous:  # not ascontiguousarray: it makes 0-d 1-d
+                array = array.copy(order="C")
+            np.lib.format.write_array_header_2_0(
+                f, np.lib.format.header_data_from_array_1_0(array))
+            write_raw(f, array)
         _sync(f)
+
+
+def write_raw(f, array: np.ndarray) -> None:
+    """An array's bytes, through f.write: a full disk is then OSError(ENOSPC), not
+    ndarray.tofile's errno-less '399983 requested and 130544 written'."""
+    f.write(np.ascontiguousarray(array.reshape(-1)).view(np.uint8))
 
 
 def _as_array(result: Result) -> np.ndarray:
