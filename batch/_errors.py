@@ -163,8 +163,11 @@ def format_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def decode_wait_status(status: int) -> tuple[int | None, int | None]:
-    """(exitcode, signal) from an os.wait* status; exactly one of them is not None."""
+def decode_wait_status(status: int | None) -> tuple[int | None, int | None]:
+    """(exitcode, signal) from an os.wait* status; exactly one of them is not None,
+    unless the status is None (lost: the child was reaped by the system), and both are."""
+    if status is None:
+        return None, None
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
         return None, -code
@@ -179,6 +182,9 @@ def crashed(status: int, *, pid, chunk=None, items=None, maxrss=None,
         name = signal_name(signum)
         how = f"was killed by {name} ({signum})"
         hint = _SIGNAL_HINTS.get(name)
+    elif status is None:
+        how = ("ended (its exit status is lost: SIGCHLD is ignored in this process, so "
+               "the system reaped it)")
     else:
         how = f"exited with status {exitcode}"
     message = f"the worker for {where(chunk, items)} (pid {pid}) {how} without delivering " \

@@ -35,6 +35,7 @@ user under a limit would ask for. With no worker running, the error goes up.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import selectors
@@ -95,6 +96,7 @@ class ForkBackend:
         self._finishing = False  # no new chunk will come: idle workers are let go
         self._blas_threads = max(1, _cpus.usable_cpus() // max(1, workers))
         self._restore_blas = None  # set at the first fork: an unused backend changes nothing
+        self._sigchld = contextlib.ExitStack()  # SIGCHLD from SIG_IGN to default, till close
 
     # --- starting ---------------------------------------------------------------------
 
@@ -115,6 +117,7 @@ class ForkBackend:
         if self._restore_blas is None:
             _platform.prepare_fork()  # nothing to do unless modules were imported since
             self._restore_blas = _cpus.limit_blas_threads(self._blas_threads)
+            self._sigchld.enter_context(_signals.sigchld_default())
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -234,7 +237,10 @@ class ForkBackend:
         if problem is not None:
             _platform.kill_group(worker.pid, signal.SIGKILL)
         self._release(worker)
-        _, status, maxrss = _platform.wait4(worker.pid)
+        try:
+            _, status, maxrss = _platform.wait4(worker.pid)
+        except ChildProcessError:  # reaped by the system: SIGCHLD ignored where batch
+            status = maxrss = None  # could not change it (see _signals.sigchld_default)
         task, reader = worker.task, worker.reader
         if task is None:
             return None
@@ -247,7 +253,7 @@ class ForkBackend:
             out.error = _errors.result_error(f"garbled result from the worker: {problem}", **where)
         elif reader.complete:
             self._read_message(worker, out)
-        elif reader.received and exitcode == 0:
+        elif reader.received and exitcode == 0 and status is not None:
             out.error = _errors.result_error(
                 f"the worker exited after sending only {reader.received} bytes of its result",
                 **where)
@@ -317,6 +323,7 @@ class ForkBackend:
             if self._restore_blas is not None:
                 self._restore_blas()
                 self._restore_blas = None
+            self._sigchld.close()  # every worker is reaped by now
 
 
 def _warn_if_threads() -> None:
@@ -328,4 +335,4 @@ def _warn_if_threads() -> None:
         f"batch is forking while {threading.active_count() - 1} other thread(s) are alive; "
         "a lock one of them holds stays locked forever in the child and can hang it. "
         "Start threads after the run, or use backend='thread'.",
-        RuntimeWarning, stacklevel=5)
+        RuntimeWarning, stacklevel=6)
