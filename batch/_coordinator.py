@@ -73,10 +73,14 @@ def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: 
                     raise KeyboardInterrupt
                 if not running:
                     return
-                outcomes = backend.wait(_until_next_deadline(running),
-                                        guard.fd if guard is not None else None)
+                wake_fd = guard.fd if guard is not None else None
+                asked = _until_next_deadline(running)
+                waited = time.monotonic()
+                outcomes = backend.wait(asked, wake_fd)
                 if _interrupted(guard):
                     raise KeyboardInterrupt
+                if asked is not None and _was_stopped(waited, asked, running):
+                    outcomes += backend.wait(0, wake_fd)
                 outcomes += _expire(backend, running, outcomes, timeout)
             for out in outcomes:
                 running.pop(out.task.index, None)
@@ -137,6 +141,31 @@ def _beyond(task: Task, window, running, again) -> bool:
     oldest = min(min(running, default=task.index), min((t.index for t in again),
                                                        default=task.index))
     return task.index >= oldest + window
+
+
+# A wait that overshoots its timeout by more than this means this process was stopped
+# (SIGSTOP, a debugger, a suspended laptop) or starved of CPU for that long: a scheduling
+# delay on a loaded machine is milliseconds; a little more only delays a timeout.
+STOPPED_SLACK = 0.25
+
+
+def _was_stopped(waited: float, asked: float, running) -> bool:
+    """Whether the wait that began at `waited` was held up past its timeout; if so, move
+    every running chunk's deadline on by that much.
+
+    Time this process could not watch its chunks does not count against them: the chunks
+    finished meanwhile, and a thread held up with this process has yet to run. And after
+    SIGCONT, epoll_wait returns EINTR; Python retries it (PEP 475) only while its timeout
+    is not spent, so a stop past the deadline returns no events even though results wait
+    in the pipes: the caller polls once more, with no timeout, before judging deadlines.
+    """
+    late = time.monotonic() - waited - asked
+    if late <= STOPPED_SLACK:
+        return False
+    for index, (task, deadline) in running.items():
+        if deadline is not None:
+            running[index] = (task, deadline + late)
+    return True
 
 
 def _interrupted(guard) -> bool:

@@ -105,9 +105,13 @@ def test_from_a_thread_sigchld_stays_ignored_and_results_still_arrive(sigchld_ig
     assert got["during"] is signal.SIG_IGN
 
 
-def ignore_sigchld():
+def ignore_nothing():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def ignore_sigchld():
+    ignore_nothing()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # inherited through exec
 
 
@@ -118,3 +122,37 @@ def test_cli_text_input_under_sigchld_ignored():
     assert p.returncode == 0, p.stderr
     with open(CORPUS, "rb") as f:
         assert int(p.stdout) == sum(1 for _ in f)
+
+
+# --- the coordinator stopped past the timeout (case 7) ----------------------------------
+
+STOPPED = textwrap.dedent("""
+    import sys, time, batch
+    def f(x):
+        time.sleep(0.3)
+        return x
+    print("ready", flush=True)
+    try:
+        print(batch.pmap(f, range(2), workers=2, chunksize=1, timeout=1.0, backend=sys.argv[1]))
+    except batch.BatchError as exc:
+        print("ERR", type(exc).__name__, exc)
+""")
+
+
+@pytest.mark.parametrize("kind", ["fork", "thread"])
+def test_chunks_finished_while_the_coordinator_was_stopped_are_not_timed_out(kind):
+    """SIGSTOP (a debugger, a laptop lid) past the chunk timeout, then SIGCONT: the
+    chunks finished meanwhile, and are delivered, not reported as timed out."""
+    proc = subprocess.Popen([sys.executable, "-c", STOPPED, kind], stdout=subprocess.PIPE,
+                            text=True, env=env(), preexec_fn=ignore_nothing)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        time.sleep(0.15)  # the workers run; the coordinator waits on them
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(1.5)   # past the timeout; the workers finish meanwhile
+        proc.send_signal(signal.SIGCONT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert out.strip() == "[0, 1]"
