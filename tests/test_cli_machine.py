@@ -129,3 +129,96 @@ def test_joblog_on_a_full_disk_names_its_file(small_disk):
     assert p.returncode == 1
     assert one_error_line(p.stderr).startswith(
         f"batch: error: --joblog {small_disk}/jobs.tsv: cannot write: No space left")
+
+
+# --- unreadable files and folders (case 10) ----------------------------------------------
+
+LONG = "a-file-with-a-name-long-enough-that-a-cut-at-57-characters-loses-it.txt"
+
+
+@pytest.fixture
+def unprivileged(tmp_path):
+    """The command prefix that makes permission bits bind: nothing for a normal user; as
+    root, setpriv without the two capabilities that override them."""
+    if os.geteuid() != 0:
+        return []
+    prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    probe = tmp_path / "probe"
+    probe.write_text("x")
+    probe.chmod(0)
+    try:
+        p = subprocess.run([*prefix, "cat", str(probe)], capture_output=True, timeout=30)
+    except FileNotFoundError:
+        pytest.skip("running as root without setpriv: permission bits do not bind")
+    if p.returncode == 0:
+        pytest.skip("running as root and setpriv cannot drop CAP_DAC_OVERRIDE here")
+    return prefix
+
+
+@pytest.fixture
+def guarded(tmp_path):
+    """A folder with three readable files, an unreadable file with a long name deep
+    inside, and an unreadable subfolder; permissions are put back for tmp_path's cleanup."""
+    root = tmp_path / "tree"
+    (root / "deep" / "deeper").mkdir(parents=True)
+    (root / "closed").mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (root / name).write_text("xy\n")
+    secret = root / "deep" / "deeper" / LONG
+    secret.write_text("hidden\n")
+    (root / "closed" / "inside.txt").write_text("also hidden\n")
+    secret.chmod(0)
+    (root / "closed").chmod(0)
+    try:
+        yield root
+    finally:
+        (root / "closed").chmod(0o755)
+        secret.chmod(0o644)
+
+
+def run_as(prefix, *args, **kw):
+    return subprocess.run([*prefix, sys.executable, "-m", "batch", *map(str, args)],
+                          text=True, env=env(), timeout=60, capture_output=True, **kw)
+
+
+def test_unreadable_paths_in_a_folder_are_named_in_full_and_fail(unprivileged, guarded):
+    p = run_as(unprivileged, "run", guarded, "--map", "size", "--reduce", "sum")
+    assert p.returncode == 2
+    line = one_error_line(p.stderr)
+    assert "2 unreadable paths" in line and "--keep-going skips them" in line
+    assert f"{guarded}/deep/deeper/{LONG}: Permission denied" in line
+    assert f"{guarded}/closed: Permission denied" in line
+    assert p.stdout == ""
+
+
+def test_keep_going_skips_unreadable_paths_and_names_each(unprivileged, guarded):
+    p = run_as(unprivileged, "run", guarded, "--map", "size", "--reduce", "sum",
+               "--keep-going", "--format", "json")
+    assert p.returncode == 0, p.stderr
+    assert sorted(json.loads(p.stdout)) == [[3, str(guarded / n)] for n in ("a.txt", "b.txt",
+                                                                            "c.txt")]
+    warnings = sorted(p.stderr.splitlines())
+    assert warnings == sorted([f"batch: warning: skipped {guarded}/closed: Permission denied",
+                               f"batch: warning: skipped {guarded}/deep/deeper/{LONG}: "
+                               f"Permission denied"])
+
+
+def test_unreadable_files_from_a_glob_and_from_null_are_named_in_full(unprivileged, guarded):
+    p = run_as(unprivileged, "run", f"{guarded}/**/*.txt", "--map", "size")
+    assert p.returncode == 2
+    assert f"{guarded}/deep/deeper/{LONG}: Permission denied" in one_error_line(p.stderr)
+    names = "\0".join(str(p) for p in [guarded / "a.txt", guarded / "deep" / "deeper" / LONG])
+    p = run_as(unprivileged, "run", "--null", "--map", "size", input=names)
+    assert p.returncode == 2
+    assert f"{guarded}/deep/deeper/{LONG}: Permission denied" in one_error_line(p.stderr)
+
+
+def test_a_file_gone_when_a_worker_reads_it_is_named_in_full(tmp_path):
+    """Listed, then deleted (or made unreadable) before its worker reads it: the item
+    error keeps the whole name, where it used to be cut to 57 characters."""
+    from batch.cli.run import _text_ops
+    from batch.cli.run._model import ItemError
+    gone = tmp_path / "deep" / LONG
+    with pytest.raises(ItemError) as info:
+        list(_text_ops.lines_of([str(gone)]))
+    assert str(info.value) == f"{str(gone)!r}: No such file or directory"
