@@ -222,3 +222,71 @@ def test_a_file_gone_when_a_worker_reads_it_is_named_in_full(tmp_path):
     with pytest.raises(ItemError) as info:
         list(_text_ops.lines_of([str(gone)]))
     assert str(info.value) == f"{str(gone)!r}: No such file or directory"
+
+
+# --- pipes and FIFOs as INPUT (case 9) ---------------------------------------------------
+
+def fd_input(data: bytes):
+    """A pipe holding `data`, as `<(cmd)` gives one: (its /dev/fd path, read fd)."""
+    r, w = os.pipe()
+    os.write(w, data)  # small: fits in the pipe's buffer
+    os.close(w)
+    return f"/dev/fd/{r}", r
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_a_pipe_as_input_is_read_as_a_stream(gz):
+    import gzip
+    text = "".join(f"{i}\n" for i in range(1, 1001)).encode()
+    path, r = fd_input(gzip.compress(text) if gz else text)
+    try:
+        p = run_batch("run", path, "--map", "stats", "--format", "json", pass_fds=(r,),
+                      capture_output=True)
+    finally:
+        os.close(r)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    assert (got["count"], got["sum"]) == (1000, 500500)
+
+
+def test_a_named_fifo_as_input_is_read_once_its_writer_comes(tmp_path):
+    fifo = tmp_path / "lines"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([sys.executable, "-m", "batch", "run", str(fifo), "--map",
+                             "count", "--format", "json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env())
+    try:
+        with open(fifo, "w") as f:  # waits until batch opens it for reading
+            f.write("1\n2\n3\n")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    assert json.loads(out) == 3
+
+
+def test_a_fifo_named_like_an_array_is_refused_without_waiting(tmp_path):
+    fifo = tmp_path / "data.npy"
+    os.mkfifo(fifo)
+    p = run_batch("run", fifo, capture_output=True)
+    assert p.returncode == 2
+    assert "is a pipe, and an array input is memory-mapped" in one_error_line(p.stderr)
+
+
+def test_histogram_of_a_pipe_needs_a_range():
+    path, r = fd_input(b"1\n2\n3\n")
+    try:
+        p = run_batch("run", path, "--map", "histogram", pass_fds=(r,), capture_output=True)
+    finally:
+        os.close(r)
+    assert p.returncode == 2
+    assert "--range LO,HI" in one_error_line(p.stderr)
+
+
+def test_a_fifo_inside_a_folder_is_left_out_not_waited_on(tmp_path):
+    (tmp_path / "a.txt").write_text("xyz")
+    os.mkfifo(tmp_path / "pipe")
+    p = run_batch("run", tmp_path, "--map", "size", "--format", "json", capture_output=True)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {str(tmp_path / "a.txt"): 3}

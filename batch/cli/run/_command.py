@@ -93,9 +93,10 @@ def _histogram_range(args, inp, plan, ctl):
     dtype = inp.array.dtype if inp.kind == "array" else np.float64
     if args.range is not None:
         return (*args.range, dtype)
-    if inp.kind == "lines" and inp.total is None and getattr(inp, "path", None) == "-":
-        raise UsageError("--map histogram of stdin needs --range LO,HI: stdin can be read "
-                         "only once, and the range needs a pass of its own")
+    if inp.kind == "lines" and inp.total is None and getattr(inp, "once", False):
+        raise UsageError(f"--map histogram of {'stdin' if inp.path == '-' else 'a pipe'} "
+                         f"needs --range LO,HI: it can be read only once, and the range "
+                         f"needs a pass of its own")
     mapper = _builtins.range_mapper(inp.kind)
     pass_ctl = Controls(ctl.workers, ctl.backend, ctl.options, ctl.timeout, ctl.retries,
                         False, ctl.progress)

@@ -154,6 +154,22 @@ def _readable(paths, unreadable: list) -> tuple[list[str], list]:
     return found, sorted(unreadable)
 
 
+def _not_regular(path: str) -> str | None:
+    """What `path` is when it is not a regular file ('a pipe', ...), else None.
+
+    Seen as a text file, a pipe had size 0: `batch run <(seq 1000)` counted 0 lines and
+    exited 0, and a named FIFO was opened again by the planner and hung.
+    """
+    mode = os.stat(path).st_mode
+    if stat_module.S_ISREG(mode):
+        return None
+    if stat_module.S_ISFIFO(mode):
+        return "a pipe"
+    if stat_module.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
+
+
 def open_input(args, sample_kind: str):
     """The input named on the command line, or the sample data fitting the mapper."""
     path = args.input
@@ -172,6 +188,12 @@ def open_input(args, sample_kind: str):
             if glob.has_magic(path):
                 return FilesInput.pattern(path, args.keep_going)
             raise UsageError(f"{path}: no such file or folder")
+        kind = _not_regular(path)
+        if kind is not None:  # <(cmd), /dev/fd/N, a FIFO: read once, as stdin is
+            if path.endswith((".npy", ".npz")):
+                raise UsageError(f"{path}: is {kind}, and an array input is memory-mapped: "
+                                 f"save it to a file first")
+            return StreamInput(path, pipe=True)
         if path.endswith((".npy", ".npz")):
             return ArrayInput(path, args.key)
         if path.endswith(".gz"):
