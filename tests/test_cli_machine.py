@@ -290,3 +290,62 @@ def test_a_fifo_inside_a_folder_is_left_out_not_waited_on(tmp_path):
     p = run_batch("run", tmp_path, "--map", "size", "--format", "json", capture_output=True)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout) == {str(tmp_path / "a.txt"): 3}
+
+
+# --- an input changed while it is read (case 8) ------------------------------------------
+
+CHANGE = """
+import os
+import numpy as np
+PATH = {path!r}
+
+def lines(line):
+    if line == "1" and os.path.getsize(PATH) > 100:  # the first chunk's worker
+        {change}
+    return 1
+
+def rows(chunk):
+    if chunk[0] == 0:
+        with open(PATH, "r+b") as f:  # rewrite the data in place: same size, new values
+            f.seek(-8 * 1000, 2)
+            f.write(np.full(1000, 7.0).tobytes())
+    return float(chunk.sum())
+"""
+
+
+@pytest.mark.parametrize("change, why", [
+    ("os.truncate(PATH, 50)", "its size went from"),
+    ("open(PATH, 'w').write('\\n'.join(['9'] * 20000) + '\\n')", "its size went from"),
+    ("os.rename(PATH + '.new', PATH)", "another file was put in its place"),
+], ids=["truncated", "rewritten", "replaced"])
+def test_a_text_input_changed_while_read_fails_clearly(tmp_path, change, why):
+    data = tmp_path / "numbers.txt"
+    data.write_text("".join(f"{i}\n" for i in range(1, 20001)))
+    (tmp_path / "numbers.txt.new").write_text("".join(f"{i}\n" for i in range(1, 20001)))
+    (tmp_path / "m.py").write_text(CHANGE.format(path=str(data), change=change))
+    out = tmp_path / "n.json"
+    p = run_batch("run", data, "--map", "m.py:lines", "--reduce", "sum", "--chunks", 8,
+                  "-j", "2", "--output", out, cwd=tmp_path, capture_output=True)
+    assert p.returncode == 2, p.stdout + p.stderr
+    line = one_error_line(p.stderr)
+    assert f"{data} changed while batch read it ({why}" in line
+    assert not out.exists()
+
+
+def test_an_array_input_rewritten_while_read_fails_clearly(tmp_path):
+    data = tmp_path / "a.npy"
+    np.save(data, np.arange(100_000, dtype=np.float64))
+    (tmp_path / "m.py").write_text(CHANGE.format(path=str(data), change="pass"))
+    p = run_batch("run", data, "--map", "m.py:rows", "--reduce", "sum", "--chunks", 8,
+                  "-j", "2", cwd=tmp_path, capture_output=True)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "it was rewritten (its modification time moved)" in one_error_line(p.stderr)
+
+
+def test_an_unchanged_input_is_not_reported(tmp_path):
+    data = tmp_path / "numbers.txt"
+    data.write_text("".join(f"{i}\n" for i in range(1, 20001)))
+    p = run_batch("run", data, "--map", "sum", "--chunks", 8, "--format", "json",
+                  capture_output=True)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == 20000 * 20001 // 2

@@ -62,11 +62,21 @@ def run(args) -> int:
         try:
             result = execute(inp, plan, mapper, reducer, ctl, checkpoint=checkpoint,
                              joblog=joblog)
+        except Exception:
+            _check_unchanged(inp)  # a file changed midway explains a failure best
+            raise
         finally:
             if joblog is not None:
                 joblog.close()
+        _check_unchanged(inp)
         target.write(result if isinstance(result, Result) else Result(result))
     return 0
+
+
+def _check_unchanged(inp) -> None:
+    watch = getattr(inp, "watch", None)
+    if watch is not None:
+        watch.check()
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ from ... import _data, _split
 from ...backends._base import Task
 from .._exits import UsageError
 from . import _npy
-from ._chunking import over_rows, parts, stat
+from ._chunking import Unchanged, over_rows, parts, stat
 from ._line_inputs import StreamInput, TextInput
 
 
@@ -35,6 +35,7 @@ class ArrayInput:
 
     def __init__(self, path: str, key: str | None):
         self.path, self.key = path, key
+        self.watch = Unchanged(path)  # pages are read by workers as the run goes on
         self.array = _npy.load_npz(path, key) if path.endswith(".npz") else _npy.load_npy(path)
         self.total = len(self.array)
         a = self.array
@@ -66,6 +67,7 @@ class FilesInput:
     """
 
     kind = "files"
+    watch = None  # each file is read whole by one worker: a change is not a mix of two
 
     def __init__(self, paths: list[str], label: str, *, keep_going: bool = False,
                  unreadable=()):

@@ -17,7 +17,7 @@ from ... import _split
 from ...backends._base import Task
 from .._exits import UsageError
 from . import _lines
-from ._chunking import STREAM_CHUNK_LINES, over_lines, parts, stat
+from ._chunking import STREAM_CHUNK_LINES, Unchanged, over_lines, parts, stat
 
 
 class TextInput:
@@ -28,6 +28,7 @@ class TextInput:
 
     def __init__(self, path: str):
         self.path = path
+        self.watch = Unchanged(path)
         self.size = os.path.getsize(path)
         self.label = f"{path}: text, {self.size} bytes"
 
@@ -71,6 +72,7 @@ class StreamInput:
         self.path = path
         self.once = pipe or path == "-"  # read once: no second pass, no stat identity
         self._pipe = None
+        self.watch = None if self.once else Unchanged(path)
         if path == "-":
             self.label = "stdin: lines"
             return
