@@ -349,3 +349,12 @@ def test_an_unchanged_input_is_not_reported(tmp_path):
                   capture_output=True)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout) == 20000 * 20001 // 2
+
+
+def test_output_onto_a_fifo_is_refused_not_replaced(tmp_path):
+    fifo = tmp_path / "out.json"
+    os.mkfifo(fifo)
+    p = run_batch("run", NUMBERS, "--output", fifo, capture_output=True)
+    assert p.returncode == 2
+    assert "not a regular file" in one_error_line(p.stderr)
+    assert os.path.exists(fifo) and not os.path.isfile(fifo)  # still the FIFO

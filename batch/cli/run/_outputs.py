@@ -47,6 +47,11 @@ class Target:
             raise UsageError(f"--output {self.path}: cannot write in {folder}")
         if os.path.isdir(self.path):
             raise UsageError(f"--output {self.path}: is a folder")
+        if os.path.exists(self.path) and not os.path.isfile(self.path):
+            # The file is written beside it and renamed over it: that would replace a
+            # FIFO, or as root the /dev entry itself, instead of writing into it.
+            raise UsageError(f"--output {self.path}: not a regular file (a pipe or a "
+                             f"device); without --output the result goes to stdout")
 
     def write(self, result: Result) -> None:
         if self.path is None:
