@@ -12,7 +12,8 @@ data flow, batch/_errors.py for what a failure raises.
 from __future__ import annotations
 
 from ._combine import NOTHING as _NOTHING
-from ._errors import BatchError, ResultError, TaskTimeout, WorkerCrashed, WorkerError
+from ._errors import (BatchError, ResultError, TaskTimeout, WorkerCrashed, WorkerError,
+                      WorkerStartError)
 from ._cpus import usable_cpus
 from ._pool import Pool
 from ._pool import imap_once as _imap_once
@@ -26,6 +27,7 @@ __all__ = [
     "TaskTimeout",
     "WorkerCrashed",
     "WorkerError",
+    "WorkerStartError",
     "imap",
     "map_reduce",
     "pmap",

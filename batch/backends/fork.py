@@ -25,10 +25,17 @@ Two kinds of worker, and why:
   its process carries over.
 Either way a worker runs one chunk at a time and the coordinator hands out the next one
 to whichever core frees first, so a straggler never holds queued work.
+
+When a pipe or the fork fails (EMFILE past the open-files limit, EAGAIN past a process
+limit or a pids cgroup), the start raises WorkerStartError, an OSError too, and leaves no
+fd behind. If other workers already run, the coordinator carries on with those (and
+warns) instead of failing: the same work gets done with less parallelism, which is what a
+user under a limit would ask for. With no worker running, the error goes up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import selectors
@@ -74,6 +81,7 @@ class _Worker:
 class ForkBackend:
     name = "fork"
     defer_sigint = True
+    retry_start = True  # a start that raised WorkerStartError left no trace: try it later
 
     def __init__(self, *, workers: int, initializer=None, initargs=()):
         if not _platform.HAS_FORK:
@@ -88,6 +96,7 @@ class ForkBackend:
         self._finishing = False  # no new chunk will come: idle workers are let go
         self._blas_threads = max(1, _cpus.usable_cpus() // max(1, workers))
         self._restore_blas = None  # set at the first fork: an unused backend changes nothing
+        self._sigchld = contextlib.ExitStack()  # SIGCHLD from SIG_IGN to default, till close
 
     # --- starting ---------------------------------------------------------------------
 
@@ -108,19 +117,23 @@ class ForkBackend:
         if self._restore_blas is None:
             _platform.prepare_fork()  # nothing to do unless modules were imported since
             self._restore_blas = _cpus.limit_blas_threads(self._blas_threads)
+            self._sigchld.enter_context(_signals.sigchld_default())
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:  # closed or replaced streams
                 pass
-        fds = list(os.pipe()) + (list(os.pipe()) if persistent else [-1, -1])
-        r, w, tr, tw = fds
+        fds = [-1] * 4  # result r, w, task tr, tw: inside `try`, so a failed pipe leaks none
         try:
+            fds[0:2] = self._starting(os.pipe, "its result pipe")
+            if persistent:
+                fds[2:4] = self._starting(os.pipe, "its task pipe")
+            r, w, tr, tw = fds
             _platform.enlarge_pipe(w)
             with _signals.signals_blocked():
                 gc.freeze()  # the child's collector then leaves the shared pages alone
                 try:
-                    pid = os.fork()
+                    pid = self._starting(os.fork, "the process")
                 except BaseException:
                     gc.unfreeze()
                     raise
@@ -142,6 +155,18 @@ class ForkBackend:
             for fd in fds:
                 if fd >= 0:
                     os.close(fd)
+
+    def _starting(self, call, what: str):
+        """call(); an OSError from it (a limit reached) becomes a WorkerStartError."""
+        try:
+            return call()
+        except OSError as exc:
+            running = len(self._workers)
+            raise _errors.WorkerStartError(
+                f"could not start a worker: creating {what} failed ({exc.strerror or exc}) "
+                f"with {running} worker{'s' if running != 1 else ''} running; "
+                f"{_platform.start_limit(exc.errno)} is probably reached: raise it, or "
+                f"use fewer workers", errno=exc.errno, running=running) from exc
 
     def _own_fds(self):
         """The coordinator's fds a new worker inherits and must close at once: a task
@@ -212,7 +237,10 @@ class ForkBackend:
         if problem is not None:
             _platform.kill_group(worker.pid, signal.SIGKILL)
         self._release(worker)
-        _, status, maxrss = _platform.wait4(worker.pid)
+        try:
+            _, status, maxrss = _platform.wait4(worker.pid)
+        except ChildProcessError:  # reaped by the system: SIGCHLD ignored where batch
+            status = maxrss = None  # could not change it (see _signals.sigchld_default)
         task, reader = worker.task, worker.reader
         if task is None:
             return None
@@ -225,7 +253,7 @@ class ForkBackend:
             out.error = _errors.result_error(f"garbled result from the worker: {problem}", **where)
         elif reader.complete:
             self._read_message(worker, out)
-        elif reader.received and exitcode == 0:
+        elif reader.received and exitcode == 0 and status is not None:
             out.error = _errors.result_error(
                 f"the worker exited after sending only {reader.received} bytes of its result",
                 **where)
@@ -295,6 +323,7 @@ class ForkBackend:
             if self._restore_blas is not None:
                 self._restore_blas()
                 self._restore_blas = None
+            self._sigchld.close()  # every worker is reaped by now
 
 
 def _warn_if_threads() -> None:
@@ -306,4 +335,4 @@ def _warn_if_threads() -> None:
         f"batch is forking while {threading.active_count() - 1} other thread(s) are alive; "
         "a lock one of them holds stays locked forever in the child and can hang it. "
         "Start threads after the run, or use backend='thread'.",
-        RuntimeWarning, stacklevel=5)
+        RuntimeWarning, stacklevel=6)

@@ -17,5 +17,8 @@ from __future__ import annotations
 from . import _args, _command
 
 
+command = _command.run
+
+
 def add_parser(sub):
-    return _args.add_parser(sub, _command.run)
+    return _args.add_parser(sub, command)

@@ -62,11 +62,21 @@ def run(args) -> int:
         try:
             result = execute(inp, plan, mapper, reducer, ctl, checkpoint=checkpoint,
                              joblog=joblog)
+        except Exception:
+            _check_unchanged(inp)  # a file changed midway explains a failure best
+            raise
         finally:
             if joblog is not None:
                 joblog.close()
+        _check_unchanged(inp)
         target.write(result if isinstance(result, Result) else Result(result))
     return 0
+
+
+def _check_unchanged(inp) -> None:
+    watch = getattr(inp, "watch", None)
+    if watch is not None:
+        watch.check()
 
 
 @contextlib.contextmanager
@@ -93,9 +103,10 @@ def _histogram_range(args, inp, plan, ctl):
     dtype = inp.array.dtype if inp.kind == "array" else np.float64
     if args.range is not None:
         return (*args.range, dtype)
-    if inp.kind == "lines" and inp.total is None and getattr(inp, "path", None) == "-":
-        raise UsageError("--map histogram of stdin needs --range LO,HI: stdin can be read "
-                         "only once, and the range needs a pass of its own")
+    if inp.kind == "lines" and inp.total is None and getattr(inp, "once", False):
+        raise UsageError(f"--map histogram of {'stdin' if inp.path == '-' else 'a pipe'} "
+                         f"needs --range LO,HI: it can be read only once, and the range "
+                         f"needs a pass of its own")
     mapper = _builtins.range_mapper(inp.kind)
     pass_ctl = Controls(ctl.workers, ctl.backend, ctl.options, ctl.timeout, ctl.retries,
                         False, ctl.progress)

@@ -9,6 +9,7 @@ checkpoint needs to find the same chunks again).
 
 from __future__ import annotations
 
+import gzip
 import os
 import sys
 
@@ -16,7 +17,7 @@ from ... import _split
 from ...backends._base import Task
 from .._exits import UsageError
 from . import _lines
-from ._chunking import STREAM_CHUNK_LINES, over_lines, parts, stat
+from ._chunking import STREAM_CHUNK_LINES, Unchanged, over_lines, parts, stat
 
 
 class TextInput:
@@ -27,6 +28,7 @@ class TextInput:
 
     def __init__(self, path: str):
         self.path = path
+        self.watch = Unchanged(path)
         self.size = os.path.getsize(path)
         self.label = f"{path}: text, {self.size} bytes"
 
@@ -55,15 +57,31 @@ class TextInput:
 
 
 class StreamInput:
-    """stdin or a .gz file: the coordinator reads lines and hands them out in lists."""
+    """stdin, a .gz file, or a pipe (`<(cmd)`, /dev/fd/N, a FIFO): the coordinator reads
+    lines and hands them out in lists.
+
+    A pipe can be read only once, like stdin: it is opened here, once (a FIFO's open waits
+    for its writer, as `cat` does), and gzip is told from its first two bytes by peeking,
+    which consumes nothing.
+    """
 
     kind = "lines"
     total = None
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, *, pipe: bool = False):
         self.path = path
+        self.once = pipe or path == "-"  # read once: no second pass, no stat identity
+        self._pipe = None
+        self.watch = None if self.once else Unchanged(path)
         if path == "-":
             self.label = "stdin: lines"
+            return
+        if pipe:
+            self._pipe = open(path, "rb")
+            gz = self._pipe.peek(2)[:2] == b"\x1f\x8b"
+            self.label = f"{path}: {'gzip-compressed lines' if gz else 'lines'}, from a pipe"
+            if gz:
+                self._pipe = gzip.GzipFile(fileobj=self._pipe, mode="rb")
             return
         with open(path, "rb") as f:
             if f.read(2) != b"\x1f\x8b":
@@ -71,8 +89,8 @@ class StreamInput:
         self.label = f"{path}: gzip-compressed lines"
 
     def identity(self) -> dict:
-        if self.path == "-":  # checked chunk by chunk instead (see _checkpoint)
-            return {"kind": self.kind, "path": "-"}
+        if self.once:  # checked chunk by chunk instead (see _checkpoint)
+            return {"kind": self.kind, "path": self.path}
         return {"kind": self.kind, **stat(self.path)}
 
     def plan(self, workers, chunks, chunk_size, fixed=False):
@@ -91,6 +109,10 @@ class StreamInput:
             yield from _lines.stream_lines(sys.stdin.buffer)
             return
         try:
+            if self._pipe is not None:
+                with self._pipe:
+                    yield from _lines.stream_lines(self._pipe)
+                return
             yield from _lines.file_lines(self.path)
         except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
             raise UsageError(f"{self.path}: cannot decompress: {exc}") from None

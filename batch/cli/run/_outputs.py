@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from ... import _wire
-from .._exits import UsageError
+from .._exits import OutputFailed, UsageError, flush_stdout
 from ._checkpoint import atomic_replace
 from ._model import Result
 
@@ -47,16 +47,29 @@ class Target:
             raise UsageError(f"--output {self.path}: cannot write in {folder}")
         if os.path.isdir(self.path):
             raise UsageError(f"--output {self.path}: is a folder")
+        if os.path.exists(self.path) and not os.path.isfile(self.path):
+            # The file is written beside it and renamed over it: that would replace a
+            # FIFO, or as root the /dev entry itself, instead of writing into it.
+            raise UsageError(f"--output {self.path}: not a regular file (a pipe or a "
+                             f"device); without --output the result goes to stdout")
 
     def write(self, result: Result) -> None:
         if self.path is None:
             out = sys.stdout
-            if self.format == "json":
-                _json(out, result)
-            else:
-                for line in _human(result):
-                    out.write(line + "\n")
-            out.flush()
+            if out is None:  # closed, with nothing to print (--reduce none): cli checked
+                return
+            try:
+                if self.format == "json":
+                    _json(out, result)
+                else:
+                    for line in _human(result):
+                        out.write(line + "\n")
+            except BrokenPipeError:
+                raise
+            except OSError as exc:  # ENOSPC, EIO: not the input's fault
+                raise OutputFailed(f"cannot write the result to stdout: "
+                                   f"{exc.strerror or exc}", stdout=True) from exc
+            flush_stdout()
             return
         writer = {".json": _json_file, ".npy": _npy, ".msgpack": _msgpack, ".csv": _csv}[self.ext]
         atomic_replace(self.path, lambda tmp: writer(tmp, result))
@@ -187,10 +200,21 @@ def _npy(path, result):
                       "fortran_order": False, "shape": (len(value),)}
             np.lib.format.write_array_header_2_0(f, header)
             for block in value.blocks():
-                block.tofile(f)
+                write_raw(f, block)
         else:
-            np.lib.format.write_array(f, _as_array(result), allow_pickle=False)
+            array = _as_array(result)
+            if not array.flags.c_contiguous:  # not ascontiguousarray: it makes 0-d 1-d
+                array = array.copy(order="C")
+            np.lib.format.write_array_header_2_0(
+                f, np.lib.format.header_data_from_array_1_0(array))
+            write_raw(f, array)
         _sync(f)
+
+
+def write_raw(f, array: np.ndarray) -> None:
+    """An array's bytes, through f.write: a full disk is then OSError(ENOSPC), not
+    ndarray.tofile's errno-less '399983 requested and 130544 written'."""
+    f.write(np.ascontiguousarray(array.reshape(-1)).view(np.uint8))
 
 
 def _as_array(result: Result) -> np.ndarray:
