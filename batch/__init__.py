@@ -14,6 +14,7 @@ from __future__ import annotations
 from ._combine import NOTHING as _NOTHING
 from ._errors import BatchError, ResultError, TaskTimeout, WorkerCrashed, WorkerError
 from ._cpus import usable_cpus
+from ._executor import Executor
 from ._pool import Pool
 from ._pool import imap_once as _imap_once
 
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchError",
+    "Executor",
     "Pool",
     "ResultError",
     "TaskTimeout",
