@@ -26,15 +26,22 @@ class BrokenWorker(WorkerCrashed, BrokenProcessPool):
     """A worker died: batch's WorkerCrashed, and what ProcessPoolExecutor code catches."""
 
 
-class InitializerFailed(Exception):
-    """Raised in a worker by the executor's wrapper when the initializer raised."""
-
-
 def run_initializer(initializer, *initargs) -> None:
+    """The executor's initializer, with its exception marked so that the caller can tell
+    it from a call's (an exception's __dict__ travels in its pickle)."""
     try:
         initializer(*initargs)
     except BaseException as exc:
-        raise InitializerFailed(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            exc.batch_in_initializer = True
+        except (AttributeError, TypeError):
+            pass  # the traceback still names run_initializer
+        raise
+
+
+def _in_initializer(err: WorkerError, cause) -> bool:
+    return getattr(cause, "batch_in_initializer", False) or \
+        f"in {run_initializer.__name__}\n" in err.remote_traceback
 
 
 _repr = reprlib.Repr()
@@ -68,10 +75,11 @@ def translate(out, label: str) -> BaseException:
     err = out.error
     if isinstance(err, WorkerError):
         cause = err.__cause__
-        if isinstance(cause, InitializerFailed):
-            broken = BrokenProcessPool(f"the executor's initializer raised {cause} in a "
+        if _in_initializer(err, cause):
+            what = f"{type(cause).__name__}: {cause}" if cause is not None else err.message
+            broken = BrokenProcessPool(f"the executor's initializer raised {what} in a "
                                        "worker: the executor is broken and runs no call")
-            broken.__cause__ = cause
+            broken.__cause__ = cause if cause is not None else err
             return _details(broken, out.pid, label)
         if isinstance(cause, BaseException) and not isinstance(cause, _RemoteTraceback):
             return _details(cause, out.pid, label)
