@@ -18,11 +18,12 @@ import collections
 import concurrent.futures as cf
 import functools
 import itertools
+import os
 import threading
 import time
 import weakref
 
-from . import _cpus, _executor_errors, _pool, backends
+from . import _cpus, _executor_errors, _platform, _pool, backends
 from ._dispatch import Dispatcher, Future, _Job, _ids
 from .backends._base import Task
 
@@ -50,11 +51,14 @@ class Executor(cf.Executor):
             raise ValueError("batch.Executor runs on this machine: backend 'fork', 'thread' "
                              "or 'serial' (a Dask cluster has its own futures)")
         workers = _check(max_workers, mp_context, initializer, max_tasks_per_child)
+        if _platform.IN_WORKER:  # inside a forked worker, as a nested pmap: no second generation
+            name = "serial"
         opts = _pool._options({"timeout": timeout, "retries": retries}, dict(_pool._OPTIONS))
         if initializer is not None:
             initializer = functools.partial(_executor_errors.run_initializer, initializer)
         self._max_workers = 1 if name == "serial" else workers or _cpus.usable_cpus()
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         self._shutdown = False
         self._broken: BaseException | None = None
         self._one_shot = max_tasks_per_child is not None  # a process per task: at most 1
@@ -143,6 +147,9 @@ class Executor(cf.Executor):
     # --- plumbing ---------------------------------------------------------------------
 
     def _check_open(self) -> None:
+        if os.getpid() != self._pid:  # a forked worker sees this object but not its thread
+            raise RuntimeError("a batch.Executor can be used only in the process that made "
+                               "it, not inside one of its workers")
         if self._broken is not None:
             raise cf.process.BrokenProcessPool(str(self._broken))
         if self._shutdown:

@@ -60,8 +60,9 @@ def test_numpy_arguments_are_never_pickled():
         rows = data.reshape(1000, 1000)
         sums = list(ex.map(lambda r: float(r.sum()), rows, chunksize=100))
         assert sums == [float(r.sum()) for r in rows]
-        halves = list(ex.map(lambda a, b: float(a[0] + b[0]), rows, rows[::-1], buffersize=3))
-        assert halves == [float(a[0] + b[0]) for a, b in zip(rows, rows[::-1])]
+        ends = list(ex.map(lambda a, b: float(a[0] + b[-1]), rows, rows[::-1], buffersize=3,
+                           chunksize=100))
+        assert ends == [float(a[0] + b[-1]) for a, b in zip(rows, rows[::-1])]
 
 
 # --- a worker that dies fails only its own future -------------------------------------------
@@ -242,3 +243,20 @@ def test_asyncio_default_executor_on_threads():
 
     name, value = asyncio.run(main())
     assert name.startswith("batch") and value == 27
+
+
+def test_an_executor_inside_a_call_runs_serially_there():
+    def nested(n):
+        with batch.Executor(4) as inner:
+            return sorted(inner.map(lambda x: (x, os.getpid()), range(n)))
+
+    with batch.Executor(1) as ex:
+        pairs = ex.submit(nested, 5).result(timeout=10)
+    assert [x for x, _ in pairs] == list(range(5))
+    assert len({pid for _, pid in pairs}) == 1 and pairs[0][1] != os.getpid()
+
+
+def test_the_executor_refuses_work_from_inside_its_own_workers():
+    with batch.Executor(1) as ex:
+        err = ex.submit(lambda: ex.submit(abs, 1)).exception(timeout=10)
+    assert isinstance(err, RuntimeError) and "inside one of its workers" in str(err)
