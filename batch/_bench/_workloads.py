@@ -242,7 +242,7 @@ WORKLOADS = {w.name: w for w in [
     Workload("executor",
              "The concurrent.futures API on trivial items: batch.Executor's chunked map and "
              "submit loop against ProcessPoolExecutor's, in items/s.",
-             {"tiny": {"items": 1000}, "quick": {"items": 10000}, "full": {"items": 50000}},
+             {"tiny": {"items": 1000}, "quick": {"items": 5000}, "full": {"items": 50000}},
              _executor_items,
              implementations=("executor", "ppe_tuned", "executor_submit", "ppe_submit")),
     Workload("startup", "A 2-item call from a small parent: the fixed cost of one call.",
