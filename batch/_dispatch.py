@@ -16,9 +16,9 @@ busy worker must be a thread of ours; and a call's function and arguments reach 
 worker through fork, never pickled, so starting it means forking. The fork then happens
 while the caller's thread is alive (CPython 3.12 warns about the same in
 ProcessPoolExecutor's fork context); ProcessPoolExecutor refuses max_tasks_per_child
-with fork for this reason. Forks are made rare instead: the calls queued at one moment
-become one list, and up to `workers` persistent workers forked over it run all of them,
-a span of one call per round trip over the task pipe. The thread lives only while there
+with fork for this reason. Forks are made rare instead: the calls queued while every
+worker was busy become one list, and up to `workers` persistent workers forked over it
+run all of them, a span of one call per round trip over the task pipe. The thread lives only while there
 is work, so an idle Executor leaves no thread for a later pmap's fork to warn about.
 """
 
