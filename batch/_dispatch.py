@@ -88,6 +88,7 @@ class Dispatcher:
         # Set by stop(): None to finish the work, True to stop it, or an exception that
         # every unfinished future gets (a broken executor).
         self._killing = None
+        self._kill = False
 
     # --- the caller's side ------------------------------------------------------------
 
@@ -112,12 +113,14 @@ class Dispatcher:
             for job in self._queue:
                 job.future.cancel()
 
-    def stop(self, error: BaseException | None = None) -> None:
-        """Stop the running workers at once; queued work is cancelled, or with `error`
-        fails with it (as every running call does)."""
+    def stop(self, error: BaseException | None = None, *, kill: bool = False) -> None:
+        """Stop the running workers at once (SIGTERM, then SIGKILL after the fork
+        backend's grace, or at once with `kill`); queued work is cancelled, or with
+        `error` fails with it (as every running call does)."""
         with self._lock:
             if self._killing is not None:
                 return
+            self._kill = kill
             self._killing = error if error is not None else True
             if error is None:
                 for job in self._queue:
@@ -198,8 +201,9 @@ class Dispatcher:
         finally:
             with self._lock:
                 try:
-                    if engine is not None:
-                        engine.close()  # stops and reaps every worker still running
+                    if engine is not None:  # stops and reaps every worker still running
+                        engine.close(**({"grace": 0.0} if self._kill and self._name == "fork"
+                                        else {}))
                 finally:
                     os.close(wake_r)
                     os.close(wake_w)

@@ -131,11 +131,16 @@ class Executor(cf.Executor):
     def terminate_workers(self) -> None:
         """Stop every worker now (SIGTERM, SIGKILL after 0.5 s) and reap it; queued calls
         are cancelled, running ones fail with BrokenProcessPool. Idempotent."""
-        self.shutdown(wait=False, cancel_futures=True)
-        self._dispatcher.stop()
-        self._dispatcher.join()
+        self._stop_workers(kill=False)
 
-    kill_workers = terminate_workers  # batch's SIGTERM is a kill: workers keep no handler
+    def kill_workers(self) -> None:
+        """terminate_workers() with SIGKILL at once: no grace for a SIGTERM handler."""
+        self._stop_workers(kill=True)
+
+    def _stop_workers(self, kill: bool) -> None:
+        self.shutdown(wait=False, cancel_futures=True)
+        self._dispatcher.stop(kill=kill)
+        self._dispatcher.join()
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):

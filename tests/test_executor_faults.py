@@ -260,3 +260,24 @@ def test_the_executor_refuses_work_from_inside_its_own_workers():
     with batch.Executor(1) as ex:
         err = ex.submit(lambda: ex.submit(abs, 1)).exception(timeout=10)
     assert isinstance(err, RuntimeError) and "inside one of its workers" in str(err)
+
+
+@pytest.mark.parametrize("stop, least, most", [("terminate_workers", 0.45, 1.5),
+                                               ("kill_workers", 0.0, 0.4)])
+def test_kill_gives_a_sigterm_handler_no_grace(stop, least, most, tmp_path):
+    def ignore_sigterm_and_sleep():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        (tmp_path / str(os.getpid())).write_text("")
+        time.sleep(60)
+
+    ex = batch.Executor(1)
+    future = ex.submit(ignore_sigterm_and_sleep)
+    deadline = time.monotonic() + 10
+    while not list(tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pid = int(next(tmp_path.iterdir()).name)
+    t0 = time.monotonic()
+    getattr(ex, stop)()
+    assert least <= time.monotonic() - t0 < most
+    assert not alive(pid)
+    assert future.exception(timeout=1).batch_call.startswith("test_kill_gives")

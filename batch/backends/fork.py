@@ -285,18 +285,19 @@ class ForkBackend:
         _platform.stop_and_reap([worker.pid], stop=[worker.pid], grace=STOP_GRACE)
         return out
 
-    def close(self) -> None:
+    def close(self, grace: float = STOP_GRACE) -> None:
         """Stop and reap every worker; close every fd. Idempotent.
 
         Idle persistent workers leave by themselves when their task pipe closes; busy
-        ones are stopped with SIGTERM, then SIGKILL after STOP_GRACE.
+        ones are stopped with SIGTERM, then SIGKILL after `grace` seconds (0: at once,
+        for batch.Executor.kill_workers).
         """
         workers = list(self._workers.values())
         busy = [w.pid for w in workers if w.task is not None]
         try:
             for worker in workers:
                 self._release(worker)
-            _platform.stop_and_reap([w.pid for w in workers], stop=busy, grace=STOP_GRACE)
+            _platform.stop_and_reap([w.pid for w in workers], stop=busy, grace=grace)
         finally:
             if self._wake_fd >= 0:
                 self._sel.unregister(self._wake_fd)
