@@ -1,6 +1,6 @@
 """batch.Executor's engine: a queue of calls and map chunks, fed to a backend by one thread.
 
-    submit / map (caller's thread) ─► _Job(future, task) ─► queue ─► wake pipe
+    submit / map (caller's thread) ─► Job(future, task) ─► queue ─► wake pipe
                                                               │
     dispatcher thread (one per busy period) ◄─────────────────┘
       queued calls become one batch: a list the next workers are forked over
@@ -35,7 +35,7 @@ import time
 from . import _coordinator, _platform, backends
 from .backends._base import Task
 
-_ids = itertools.count()
+task_ids = itertools.count()
 
 
 class Future(cf.Future):
@@ -60,11 +60,14 @@ class Future(cf.Future):
             raise
 
 
-class _Job:
-    __slots__ = ("future", "task", "call", "label")
+class Job:
+    """A future and what settles it: a submitted call (fn, args, kwargs), which gets its
+    task when its batch is made, or a map chunk's task and the mapped fn (for messages)."""
 
-    def __init__(self, future, task=None, call=None, label=""):
-        self.future, self.task, self.call, self.label = future, task, call, label
+    __slots__ = ("future", "task", "call", "fn")
+
+    def __init__(self, future, task=None, call=None, fn=None):
+        self.future, self.task, self.call, self.fn = future, task, call, fn
 
 
 class Dispatcher:
@@ -78,10 +81,10 @@ class Dispatcher:
         self._timeout, self._retries, self._one_shot = timeout, retries, one_shot
         self._settle = settle
         self._lock = threading.Lock()
-        self._queue: collections.deque[_Job] = collections.deque()
-        self._calls: list[_Job] = []           # submitted, not yet in a batch
+        self._queue: collections.deque[Job] = collections.deque()
+        self._calls: list[Job] = []           # submitted, not yet in a batch
         self._pending = collections.Counter()  # id(task.data) -> queued tasks over it
-        self._running: dict[int, _Job] = {}
+        self._running: dict[int, Job] = {}
         self._thread: threading.Thread | None = None
         self._wake_w = -1                      # the running thread's wake pipe
         self._ended: threading.Thread | None = None  # the last thread that ended idle
@@ -92,7 +95,7 @@ class Dispatcher:
 
     # --- the caller's side ------------------------------------------------------------
 
-    def add_call(self, job: _Job) -> None:
+    def add_call(self, job: Job) -> None:
         with self._lock:
             self._calls.append(job)
             self._queue.append(job)
@@ -166,7 +169,7 @@ class Dispatcher:
         deadlines: dict[int, tuple[Task, float | None]] = {}
         # serial judges a call's time itself, when it returns: no deadline to wait for
         timeout = None if self._name == "serial" else self._timeout
-        failed: list[_Job] = []
+        failed: list[Job] = []
         try:
             engine = backends.create(self._name, workers=self.workers,
                                      initializer=self._initializer, initargs=self._initargs)
@@ -251,7 +254,7 @@ class Dispatcher:
         calls, self._calls = self._calls, []
         data = [job.call for job in calls]
         for i, job in enumerate(calls):
-            job.task = Task(next(_ids), None, 1, run_call, data, (i, i + 1),
+            job.task = Task(next(task_ids), None, 1, run_call, data, (i, i + 1),
                             shared=not self._one_shot)
             self._pending[id(data)] += 1
 
@@ -275,7 +278,7 @@ class Dispatcher:
             job.task.data[job.task.span[0]] = None
         self._settle(job, out)
 
-    def _unfinished(self) -> list[_Job]:
+    def _unfinished(self) -> list[Job]:
         """After stop() (or a failure of the thread itself) nothing runs any more: the
         jobs whose futures still need an outcome (under the lock)."""
         left = list(self._running.values())

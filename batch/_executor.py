@@ -22,9 +22,10 @@ import os
 import threading
 import time
 import weakref
+from concurrent.futures.process import BrokenProcessPool
 
 from . import _cpus, _executor_errors, _platform, _pool, backends
-from ._dispatch import Dispatcher, Future, _Job, _ids
+from ._dispatch import Dispatcher, Future, Job, task_ids
 from .backends._base import Task
 
 _live: "weakref.WeakSet[Executor]" = weakref.WeakSet()
@@ -80,7 +81,7 @@ class Executor(cf.Executor):
         with self._lock:
             self._check_open()
             future = Future(self._on_interrupt)
-            self._dispatcher.add_call(_Job(future, call=(fn, args, kwargs)))
+            self._dispatcher.add_call(Job(future, call=(fn, args, kwargs)))
         return future
 
     def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
@@ -156,29 +157,29 @@ class Executor(cf.Executor):
             raise RuntimeError("a batch.Executor can be used only in the process that made "
                                "it, not inside one of its workers")
         if self._broken is not None:
-            raise cf.process.BrokenProcessPool(str(self._broken))
+            raise BrokenProcessPool(str(self._broken))
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
 
     def _submit_chunks(self, fn, body, items, spans, shared=True) -> list[cf.Future]:
         with self._lock:
             self._check_open()
-            jobs = [_Job(Future(self._on_interrupt),
-                         Task(next(_ids), range(a, b), b - a, body, items, (a, b),
-                              shared=shared and not self._one_shot), label=fn)
+            jobs = [Job(Future(self._on_interrupt),
+                         Task(next(task_ids), range(a, b), b - a, body, items, (a, b),
+                              shared=shared and not self._one_shot), fn=fn)
                     for a, b in spans]
             self._dispatcher.add_tasks(jobs)
         return [job.future for job in jobs]
 
-    def _settle(self, job: _Job, out) -> None:
+    def _settle(self, job: Job, out) -> None:
         """Called by the dispatcher thread: the outcome into the future."""
         if out is not None and out.error is None:
             job.future.set_result(out.result)
             return
         label = (_executor_errors.call_label(job.call) if job.call is not None
-                 else _executor_errors.chunk_label(job.label, job.task.items))
+                 else _executor_errors.chunk_label(job.fn, job.task.items))
         exc = _executor_errors.translate(out, label)
-        if isinstance(exc, cf.process.BrokenProcessPool) and \
+        if isinstance(exc, BrokenProcessPool) and \
                 not isinstance(exc, _executor_errors.BrokenWorker):  # the initializer
             with self._lock:
                 self._broken = exc
