@@ -329,3 +329,29 @@ def test_thread_backend_is_a_thread_pool_executor():
         ex.shutdown()
     with pytest.raises(ValueError, match="thread"):
         batch.Executor(backend="thread", timeout=1)
+
+
+def test_an_executor_dropped_without_shutdown_finishes_and_reaps(backend):
+    import gc
+
+    ex = batch.Executor(2, backend=backend)
+    futures = [ex.submit(slow, i, 0.1) for i in range(3)]
+    del ex
+    gc.collect()
+    assert [f.result(timeout=10) for f in futures] == [0, 1, 2]
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("batch") for t in threading.enumerate()) and \
+            time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(t.name.startswith("batch") for t in threading.enumerate())
+
+
+def test_the_program_ends_when_submitted_work_has(tmp_path):
+    import subprocess
+    import sys
+
+    script = ("import time, batch\n"
+              "ex = batch.Executor(2)\n"
+              f"ex.submit(lambda: (time.sleep(0.3), open({str(tmp_path / 'done')!r}, 'w')))\n")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=20)
+    assert (tmp_path / "done").exists()
