@@ -7,7 +7,7 @@
       start(task) while a worker is free ── fork: persistent workers, spans by task pipe
       backend.wait(next deadline, wake pipe) ─► Outcomes
       timeouts: stop the worker (_coordinator._expire); retries: the task again
-      ─► future.set_result / set_exception (the worker's own exception, see _errors_for)
+      ─► future.set_result / set_exception (the stdlib's errors: _executor_errors.py)
     queue and running both empty: close the backend (reap every worker), the thread ends
 
 Why a thread forks here. A concurrent.futures caller blocks in `wait`, `as_completed` or
@@ -18,57 +18,23 @@ while the caller's thread is alive (CPython 3.12 warns about the same in
 ProcessPoolExecutor's fork context); ProcessPoolExecutor refuses max_tasks_per_child
 with fork for this reason. Forks are made rare instead: the calls queued while every
 worker was busy become one list, and up to `workers` persistent workers forked over it
-run all of them, a span of one call per round trip over the task pipe. The thread lives only while there
-is work, so an idle Executor leaves no thread for a later pmap's fork to warn about.
+run all of them, a span of one call per round trip over the task pipe. The thread
+lives only while there is work, so an idle Executor leaves no thread for a later pmap's
+fork to warn about.
 """
 
 from __future__ import annotations
 
 import collections
-import concurrent.futures as cf
-import itertools
 import os
 import select
 import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 from . import _coordinator, _platform, backends
+from ._jobs import Job, run_call, task_ids
 from .backends._base import Task
-
-task_ids = itertools.count()
-
-
-class Future(cf.Future):
-    """A concurrent.futures.Future whose waits stop the executor's workers on Ctrl-C."""
-
-    def __init__(self, on_interrupt):
-        super().__init__()
-        self._on_interrupt = on_interrupt
-
-    def result(self, timeout=None):
-        try:
-            return super().result(timeout)
-        except KeyboardInterrupt:
-            self._on_interrupt()
-            raise
-
-    def exception(self, timeout=None):
-        try:
-            return super().exception(timeout)
-        except KeyboardInterrupt:
-            self._on_interrupt()
-            raise
-
-
-class Job:
-    """A future and what settles it: a submitted call (fn, args, kwargs), which gets its
-    task when its batch is made, or a map chunk's task and the mapped fn (for messages)."""
-
-    __slots__ = ("future", "task", "call", "fn")
-
-    def __init__(self, future, task=None, call=None, fn=None):
-        self.future, self.task, self.call, self.fn = future, task, call, fn
-
 
 class Dispatcher:
     """The queue and the thread; `settle(job, out)` (the Executor's) turns an Outcome into
@@ -201,6 +167,13 @@ class Dispatcher:
                 for out in outcomes:
                     deadlines.pop(out.task.index, None)
                     self._finish(out)
+        except BaseException as exc:  # a bug here: every waiting future hears of it
+            with self._lock:
+                if self._killing is None:
+                    self._killing = BrokenProcessPool(f"batch.Executor's dispatcher thread "
+                                                      f"failed: {exc!r}")
+                    self._killing.__cause__ = exc
+            raise
         finally:
             with self._lock:
                 try:
@@ -295,11 +268,6 @@ class Dispatcher:
         self._calls.clear()
         self._pending.clear()
         return left
-
-
-def run_call(chunk):
-    fn, args, kwargs = chunk[0]
-    return fn(*args, **kwargs)
 
 
 def _drain(fd: int) -> None:

@@ -25,7 +25,8 @@ import weakref
 from concurrent.futures.process import BrokenProcessPool
 
 from . import _cpus, _executor_errors, _platform, _pool, backends
-from ._dispatch import Dispatcher, Future, Job, task_ids
+from ._dispatch import Dispatcher
+from ._jobs import Future, Job, task_ids
 from .backends._base import Task
 
 _live: "weakref.WeakSet[Executor]" = weakref.WeakSet()
