@@ -281,3 +281,17 @@ def test_kill_gives_a_sigterm_handler_no_grace(stop, least, most, tmp_path):
     assert least <= time.monotonic() - t0 < most
     assert not alive(pid)
     assert future.exception(timeout=1).batch_call.startswith("test_kill_gives")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_failure_of_the_dispatcher_itself_fails_the_futures_instead_of_hanging(monkeypatch):
+    from batch import _dispatch
+
+    def no_backend(*args, **kwargs):
+        raise OSError("out of file descriptors")
+
+    monkeypatch.setattr(_dispatch.backends, "create", no_backend)
+    with batch.Executor(2) as ex:
+        err = ex.submit(abs, -1).exception(timeout=10)
+    assert isinstance(err, cf.process.BrokenProcessPool)
+    assert isinstance(err.__cause__, OSError) and "out of file descriptors" in str(err)
