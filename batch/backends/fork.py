@@ -97,6 +97,10 @@ class ForkBackend:
         self._blas_threads = max(1, _cpus.usable_cpus() // max(1, workers))
         self._restore_blas = None  # set at the first fork: an unused backend changes nothing
         self._sigchld = contextlib.ExitStack()  # SIGCHLD from SIG_IGN to default, till close
+        # Threads known to be alive at every fork: batch.Executor forks from its dispatcher
+        # thread while the caller's thread runs (batch/_dispatch.py says why); any others
+        # are warned about.
+        self.expected_threads = 1
 
     # --- starting ---------------------------------------------------------------------
 
@@ -113,7 +117,7 @@ class ForkBackend:
         self._fork(task, persistent)
 
     def _fork(self, task: Task, persistent: bool) -> None:
-        _warn_if_threads()
+        _warn_if_threads(self.expected_threads)
         if self._restore_blas is None:
             _platform.prepare_fork()  # nothing to do unless modules were imported since
             self._restore_blas = _cpus.limit_blas_threads(self._blas_threads)
@@ -221,8 +225,14 @@ class ForkBackend:
         """The input is exhausted: idle workers start exiting now, while the last chunks
         still run, instead of at close(); that took about 3 ms at the end of a run."""
         self._finishing = True
+        self.let_go_idle()
+
+    def let_go_idle(self, wanted=()) -> None:
+        """Let idle workers exit, except those forked over an input whose id() is in
+        `wanted`: batch.Executor's calls and maps come one input after another, and an
+        idle worker of a finished one would otherwise wait on its task pipe until close()."""
         for worker in list(self._workers.values()):
-            if worker.task is None:
+            if worker.task is None and id(worker.first.data) not in wanted:
                 self._let_go(worker)
 
     def _let_go(self, worker: _Worker) -> None:
@@ -303,18 +313,19 @@ class ForkBackend:
         _platform.stop_and_reap([worker.pid], stop=[worker.pid], grace=STOP_GRACE)
         return out
 
-    def close(self) -> None:
+    def close(self, grace: float = STOP_GRACE) -> None:
         """Stop and reap every worker; close every fd. Idempotent.
 
         Idle persistent workers leave by themselves when their task pipe closes; busy
-        ones are stopped with SIGTERM, then SIGKILL after STOP_GRACE.
+        ones are stopped with SIGTERM, then SIGKILL after `grace` seconds (0: at once,
+        for batch.Executor.kill_workers).
         """
         workers = list(self._workers.values())
         busy = [w.pid for w in workers if w.task is not None]
         try:
             for worker in workers:
                 self._release(worker)
-            _platform.stop_and_reap([w.pid for w in workers], stop=busy, grace=STOP_GRACE)
+            _platform.stop_and_reap([w.pid for w in workers], stop=busy, grace=grace)
         finally:
             if self._wake_fd >= 0:
                 self._sel.unregister(self._wake_fd)
@@ -326,9 +337,9 @@ class ForkBackend:
             self._sigchld.close()  # every worker is reaped by now
 
 
-def _warn_if_threads() -> None:
+def _warn_if_threads(expected: int = 1) -> None:
     global _warned_threads
-    if _warned_threads or threading.active_count() <= 1:
+    if _warned_threads or threading.active_count() <= expected:
         return
     _warned_threads = True
     warnings.warn(
