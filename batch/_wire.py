@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import stat
 import struct
 
 import msgpack
@@ -269,7 +270,8 @@ def save(path, obj) -> None:
     body, buffers = _body(obj)
     with open(path, "wb") as f:
         write_all(f.fileno(), [body, *buffers])
-        os.fsync(f.fileno())
+        if stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a pipe refuses fsync (EINVAL)
+            os.fsync(f.fileno())
 
 
 def load(path):
