@@ -15,6 +15,7 @@ values nested in dicts, lists and tuples.
 from __future__ import annotations
 
 import datetime
+import tempfile
 
 import numpy as np
 
@@ -67,6 +68,13 @@ def _arrays(code: str):
     yield f"{code} scalar", scalar
 
 
+def _memmap() -> np.memmap:
+    with tempfile.TemporaryFile() as f:  # the mapping outlives the file object
+        m = np.memmap(f, dtype=">i4", mode="w+", shape=(BIG // 4 + 10,))
+    m[:] = np.arange(len(m))
+    return m
+
+
 def catalogue() -> list[tuple[str, object]]:
     """(name, value) pairs: every case described in the module docstring."""
     cases = [case for code in DTYPES for case in _arrays(code)]
@@ -85,6 +93,7 @@ def catalogue() -> list[tuple[str, object]]:
         ("empty str scalar", np.str_("")),
         ("empty bytes scalar", np.bytes_(b"")),
         ("masked array", np.ma.masked_array([1.0, 2.0, 3.0], mask=[0, 1, 0])),
+        ("memmap rows", _memmap()[2:]),  # what a CLI chunk of a .npy is
         ("matrix", np.matrix([[1, 2], [3, 4]])),
         ("float32 scalar", np.float32(1)),
         ("datetime64 scalar NaT", np.datetime64("NaT", "s")),
