@@ -84,12 +84,16 @@ def test_output_without_a_known_extension_is_what_stdout_shows(tmp_path, name, f
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
-def test_output_to_dev_stdout_is_written_directly(fmt):
-    """/dev/stdout (a pipe here) cannot be renamed over: it is written, not replaced."""
+@pytest.mark.parametrize("path", ["/dev/stdout", "-"])
+def test_output_to_stdout_is_written_directly(tmp_path, fmt, path):
+    """/dev/stdout (a pipe here) cannot be renamed over: it is written, not replaced;
+    "-" is stdout too, not a file named "-"."""
     shown = batch("run", NUMBERS, "--map", "stats", "--format", fmt)
-    p = batch("run", NUMBERS, "--map", "stats", "--format", fmt, "--output", "/dev/stdout")
+    p = batch("run", NUMBERS, "--map", "stats", "--format", fmt, "--output", path,
+              cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout == shown.stdout and "count" in p.stdout
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_known_extension_to_a_pipe_is_written_directly(tmp_path):

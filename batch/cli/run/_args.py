@@ -51,7 +51,7 @@ def add_parser(sub, func):
     out = run.add_argument_group("output")
     out.add_argument("-o", "--output", metavar="FILE",
                      help="write the result to FILE: .json, .npy, .msgpack or .csv by its "
-                          "extension, any other name what stdout would show")
+                          "extension, any other name what stdout would show (- is stdout)")
     out.add_argument("--format", choices=("text", "json"), default="text",
                      help="how to print the result on stdout (or to an --output FILE "
                           "without one of those extensions)")

@@ -6,6 +6,7 @@
     --output FILE.csv      tables with a header row; arrays one row per row
     --output FILE          any other name (out, result.txt, /dev/stdout): exactly what
                            stdout would have shown, text or (--format json) JSON
+    --output -             stdout itself
 
 A regular file is written under a temporary name in its folder and renamed when complete,
 so an error (or Ctrl-C) never leaves half an output; a path that exists and is not a
@@ -34,7 +35,8 @@ class Target:
     """Where the result goes; checked before the run so that a typo costs nothing."""
 
     def __init__(self, args):
-        self.path = args.output
+        # "-" is stdout, as INPUT "-" is stdin; it would otherwise make a file named "-".
+        self.path = None if args.output == "-" else args.output
         self.format = args.format
         if self.path is None:
             return
