@@ -11,10 +11,20 @@ import numpy as np
 import pytest
 
 import batch
+from roundtrip_catalogue import check_round_trip
 
 
 def square(x):
     return x * x
+
+
+def same(x):
+    return x
+
+
+def test_values_come_back_as_they_were_sent(backend):
+    """Issue 9: a 0-d array came back 1-d from fork; see roundtrip_catalogue.py."""
+    check_round_trip(lambda values: batch.pmap(same, values, backend=backend, workers=2))
 
 
 def test_pmap_keeps_input_order(backend):

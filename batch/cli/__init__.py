@@ -93,7 +93,7 @@ def _prints(args) -> bool:
     """Whether the command's result goes to stdout."""
     if args.func is not run.command or getattr(args, "dry_run", False):
         return True
-    return not args.output and args.reduce != "none"
+    return args.output in (None, "-") and args.reduce != "none"
 
 
 def _say(message: str) -> None:

@@ -50,9 +50,11 @@ def add_parser(sub, func):
                       help="wordfreq: the K most frequent words (0: all; default 10)")
     out = run.add_argument_group("output")
     out.add_argument("-o", "--output", metavar="FILE",
-                     help="write the result to FILE.json, .npy, .msgpack or .csv")
+                     help="write the result to FILE: .json, .npy, .msgpack or .csv by its "
+                          "extension, any other name what stdout would show (- is stdout)")
     out.add_argument("--format", choices=("text", "json"), default="text",
-                     help="how to print the result on stdout")
+                     help="how to print the result on stdout (or to an --output FILE "
+                          "without one of those extensions)")
     ctl = run.add_argument_group("how to run")
     _controls.add(ctl, unit="chunk")
     size = ctl.add_mutually_exclusive_group()

@@ -127,7 +127,9 @@ def _print_plan(inp, plan, mapper, reducer, ctl, checkpoint) -> None:
     if isinstance(plan, dict):
         size = plan["chunk_size"]
         print("chunks   read as the input arrives, "
-              + (f"{size} lines each" if size else "sized to about 50 ms of work each")
+              + (f"at most {plan['chunks']} of about {plan['bytes'] / plan['chunks']:.0f} "
+                 f"bytes each" if plan.get("chunks") else
+                 f"{size} lines each" if size else "sized to about 50 ms of work each")
               + (f"; {len(done)} saved in the checkpoint" if done else ""))
         return
     print(f"chunks   {len(plan)}" + (f" ({len(done)} saved in the checkpoint)" if done else ""))

@@ -26,6 +26,9 @@ from .._exits import ChunksFailed, UsageError
 
 _SAVED, _FAILED = object(), object()
 
+# What the progress bar counts, by input kind: an array's rows (along axis 0), lines, files.
+UNITS = {"array": "rows", "lines": "lines", "files": "files"}
+
 
 def execute(inp, plan, mapper, reducer, ctl: Controls, *, checkpoint=None, joblog=None,
             desc: str = "batch"):
@@ -35,7 +38,7 @@ def execute(inp, plan, mapper, reducer, ctl: Controls, *, checkpoint=None, joblo
     feedback = getattr(tasks, "feedback", None)  # streamed input sizes chunks by timing
     if saved:
         tasks = _skip(tasks, saved, checkpoint)
-    bar = _progress.bar(ctl.progress, inp.total, desc)
+    bar = _progress.bar(ctl.progress, inp.total, desc, unit=UNITS.get(inp.kind, "items"))
     failures: list = []
     ran = 0
     estimate = _TotalEstimate(inp, bar)

@@ -3,8 +3,9 @@
 A text file is cut where lines start (`_lines.boundaries`) and each worker reads its own
 range: no line passes through the coordinator, and the plan is a list of byte spans.
 stdin and .gz cannot be seeked: the coordinator reads their lines and hands them out in
-lists, in chunks sized by measuring the work done (or of a fixed size, which a
-checkpoint needs to find the same chunks again).
+lists, in chunks sized by measuring the work done, of a fixed number of lines (which a
+checkpoint needs to find the same chunks again), or about N equal shares of the input's
+bytes where its size is known (--chunks N, _stream_chunks.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from ... import _split
 from ...backends._base import Task
 from .._exits import UsageError
-from . import _lines
+from . import _lines, _stream_chunks
 from ._chunking import STREAM_CHUNK_LINES, Unchanged, over_lines, parts, stat
 
 
@@ -95,24 +96,42 @@ class StreamInput:
 
     def plan(self, workers, chunks, chunk_size, fixed=False):
         if chunks is not None:
-            raise UsageError(f"--chunks needs an input whose size is known; "
-                             f"give --chunk-size LINES for {self.label.split(':')[0]}")
+            if self._pipe is not None:
+                raise UsageError(f"--chunks N needs the input's size, and {self.path} is a "
+                                 f"pipe: give --chunk-size LINES")
+            return {"chunk_size": None, "chunks": chunks,
+                    "bytes": _stream_chunks.known_size(self.path)}
         return {"chunk_size": chunk_size or (STREAM_CHUNK_LINES if fixed else None)}
 
     def tasks(self, plan, body):
+        if plan.get("chunks"):
+            return _split.Source(self._cut(plan["chunks"], plan["bytes"], over_lines(body)),
+                                 None)
         # A Source: with no chunk size, its feedback() sizes the next chunks by timing.
         return _split.plan(self._stream(), over_lines(body), workers=1,
                            chunksize=plan["chunk_size"])
 
-    def _stream(self):
+    def _cut(self, n, size, body):
+        start = 0
+        for index, lines in enumerate(self._stream(n, size)):
+            yield Task(index, range(start, start + len(lines)), len(lines), body, lines)
+            start += len(lines)
+
+    def _stream(self, n=None, size=None):
+        """Lines one by one, or (with n) in about n lists of about size/n bytes each."""
         if self.path == "-":
-            yield from _lines.stream_lines(sys.stdin.buffer)
+            f = sys.stdin.buffer
+            yield from (_lines.stream_lines(f) if n is None else _stream_chunks.cut(f, n, size))
             return
         try:
             if self._pipe is not None:
                 with self._pipe:
                     yield from _lines.stream_lines(self._pipe)
                 return
-            yield from _lines.file_lines(self.path)
+            if n is None:
+                yield from _lines.file_lines(self.path)
+                return
+            with _lines.open_binary(self.path) as f:
+                yield from _stream_chunks.cut(f, n, size, (f.fileobj, os.path.getsize(self.path)))
         except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
             raise UsageError(f"{self.path}: cannot decompress: {exc}") from None
