@@ -5,8 +5,11 @@
      │                          also an instance of the original exception's type)
      ├── WorkerCrashed          a worker died without delivering its result
      ├── TaskTimeout            a chunk ran longer than `timeout` seconds
-     └── ResultError            a result could not be encoded, or its frame arrived
-                                truncated or garbled
+     ├── ResultError            a result could not be encoded, or its frame arrived
+     │                          truncated or garbled
+     └── JobFailed              a program run by pexec/iexec failed (also a
+                                subprocess.CalledProcessError: .returncode, .cmd,
+                                .output, .stderr)
 
 Every error carries `.chunk` (the chunk index) and `.items` (a `range` of item positions
 when the input had positions, else the item count, else None), so a person can find the
@@ -19,9 +22,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 
 __all__ = [
     "BatchError",
+    "JobFailed",
     "ResultError",
     "TaskTimeout",
     "WorkerCrashed",
@@ -105,6 +110,27 @@ class TaskTimeout(BatchError):
 
 class ResultError(BatchError):
     """A result could not be encoded in the worker, or did not arrive whole."""
+
+
+class JobFailed(BatchError, subprocess.CalledProcessError):
+    """A program run over an item failed (after its retries).
+
+    `.job` (its number, from 1), `.item`, `.cmd` (the argv), `.returncode` (negative for
+    a signal, as subprocess), `.exitcode`, `.signal`, `.timed_out`, `.output`/`.stdout`
+    and `.stderr` (bytes when captured, else None).
+    """
+
+    def __init__(self, message, *, job, item, cmd, returncode, exitcode=None, signal=None,
+                 timed_out=False, output=None, stderr=None):
+        # BatchError's super().__init__ would reach CalledProcessError's in this MRO.
+        Exception.__init__(self, message)
+        subprocess.CalledProcessError.__init__(self, returncode, cmd, output, stderr)
+        self.message, self.chunk, self.items = message, None, None
+        self.job, self.item, self.exitcode, self.signal = job, item, exitcode, signal
+        self.timed_out = timed_out
+
+    def __str__(self) -> str:
+        return self.message
 
 
 # --- wait statuses --------------------------------------------------------------------
