@@ -36,6 +36,7 @@ class Done:
     stdout: Capture | None = None
     stderr: Capture | None = None
     sent: int = 0                 # bytes written to its stdin
+    received: int = 0             # bytes it wrote to stdout
     timed_out: bool = False
     error: str = ""               # why it could not start
 

@@ -20,6 +20,7 @@ each exit (elsewhere jobs whose pipes closed are polled every 5 ms).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 import selectors
@@ -36,6 +37,7 @@ from ._spawn import NotRunnable, reaped, spawn
 # own handler to clean up, short enough that Ctrl-C ends a run well within two seconds.
 STOP_GRACE = 1.0
 
+_NOTHING = contextlib.nullcontext()
 _READ = 1 << 18     # bytes per read of an output pipe
 _WRITE = 1 << 16    # bytes per write into a job's stdin: what a pipe takes at once
 
@@ -130,8 +132,12 @@ class Runner:
             mine.append(err_r), theirs.append(err_w)
             in_r, in_w = os.pipe() if job.stdin is not None else (None, -1)
             mine.append(in_w), theirs.append(in_r)
-            pid, keep = spawn(argv, stdin=in_r, stdout=out_w, stderr=err_w, env=self.env,
-                              cwd=self.cwd)
+            with _signals.signals_blocked() if self.cwd is None else _NOTHING:
+                pid, keep = spawn(argv, stdin=in_r, stdout=out_w, stderr=err_w, env=self.env,
+                                  cwd=self.cwd)
+                self._lifeline.watch(pid)
+                done.pid = pid
+                run = self._running[pid] = _Running(done, keep, self.timeout)
         except BaseException as exc:
             for fd in mine:
                 if fd is not None and fd >= 0:
@@ -145,11 +151,8 @@ class Runner:
             for fd in theirs:
                 if fd is not None:
                     os.close(fd)
-        self._lifeline.watch(pid)
-        done.pid = pid
         if self.capture and self.stream is None:
             done.stdout, done.stderr = Capture(self.budget), Capture(self.budget)
-        run = self._running[pid] = _Running(done, keep, self.timeout)
         for fd, which in ((out_r, 1), (err_r, 2)):
             if fd >= 0:
                 run.fds[fd] = which
@@ -206,7 +209,10 @@ class Runner:
             self._sel.unregister(fd)
             os.close(fd)
             del run.fds[fd]
-        elif self.stream is not None:
+            return
+        if which == 1:
+            run.done.received += len(data)
+        if self.stream is not None:
             self.stream(run.done, which, data)
         else:
             (run.done.stdout if which == 1 else run.done.stderr).write(data)

@@ -21,8 +21,9 @@ job with `cwd` goes through subprocess.Popen, vfork-based as well, with its own 
 What a job gets: argv exactly as given (str with surrogate escapes, or bytes); stdin,
 stdout and stderr dup2'ed from the caller's pipe ends (every other descriptor is
 close-on-exec, as os.pipe makes them); SIGPIPE, SIGXFSZ, SIGINT and SIGTERM at their
-defaults and no signal blocked (Python ignores SIGPIPE, and the caller spawns with
-SIGINT/SIGTERM blocked so that no signal lands between the spawn and recording the pid).
+defaults and no signal blocked (Python ignores SIGPIPE, and the runner spawns with
+SIGINT/SIGTERM blocked so that no handler runs between the spawn and recording the pid;
+not for a `cwd` job: a Popen child would inherit the blocked mask).
 That a job dies with its coordinator, even one killed by SIGKILL, is _lifeline.py's job:
 PR_SET_PDEATHSIG would need code between fork and exec, which posix_spawn has not.
 """
@@ -33,8 +34,6 @@ import os
 import shutil
 import signal
 import subprocess
-
-from .. import _signals
 
 _DEFAULTS = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGINT",
                                                         "SIGTERM") if hasattr(signal, name))
@@ -78,9 +77,8 @@ def spawn(argv, *, stdin: int | None, stdout: int | None, stderr: int | None, en
         actions.append((os.POSIX_SPAWN_DUP2, stderr, 2))
     program = argv[0]
     try:
-        with _signals.signals_blocked():
-            pid = os.posix_spawnp(program, argv, env, file_actions=actions, setpgroup=0,
-                                  setsigdef=_DEFAULTS, setsigmask=())
+        pid = os.posix_spawnp(program, argv, env, file_actions=actions, setpgroup=0,
+                              setsigdef=_DEFAULTS, setsigmask=())
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise NotRunnable(f"{os.fsdecode(program)}: command not found") from exc
     except PermissionError as exc:

@@ -5,9 +5,11 @@
       _parser.py    the parser; each subcommand adds its own subparser
       _controls.py  options every subcommand shares (-j, --backend, --timeout, --retries,
                     --progress, --joblog, --dry-run) and the Controls they become
-      _exits.py     exit statuses and the exceptions that lead to them
-      _joblog.py    the joblog writer
+      _exits.py     exit statuses (run's and exec's) and the exceptions that lead to them
+      _joblog.py    the joblog writer and reader (GNU parallel's columns where shared)
       run/          `batch run`: inputs, built-ins, reducers, outputs, checkpoints
+      exec/         `batch exec`: items, ::: sources, output, --halt, --pipe (the engine
+                    is batch/_exec, shared with batch.pexec)
       info.py       `batch info`
       bench.py      `batch bench` (the harness is batch/_bench)
 
@@ -21,7 +23,7 @@ import sys
 import traceback
 
 from .. import BatchError, WorkerError
-from . import _exits, _parser, bench, info, run
+from . import _exits, _parser, bench, exec as exec_, info, run
 from ._exits import ChunksFailed, Terminated, UsageError
 from .run._model import ItemError
 
@@ -29,19 +31,23 @@ __all__ = ["main"]
 
 
 def main(argv=None) -> int:
-    parser = _parser.build((run, info, bench))
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    parser = _parser.build((run, exec_, info, bench))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
+        if exc.code == _exits.USAGE:
+            return _exits.usage(_subcommand(argv))
         return exc.code if isinstance(exc.code, int) else _exits.USAGE
     debug = getattr(args, "debug", False)
+    usage = _exits.usage(args.command)
     with _exits.sigterm_raises():
         try:
             code = args.func(args)
             sys.stdout.flush()
             return code
         except UsageError as exc:
-            return _fail(_exits.USAGE, str(exc), debug)
+            return _fail(usage, str(exc), debug)
         except ChunksFailed as exc:
             for err in exc.failures:
                 _say(describe(err))
@@ -57,10 +63,15 @@ def main(argv=None) -> int:
             return _exits.FAILED
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
-            return _fail(_exits.USAGE, f"{where}{exc.strerror or exc}", debug)
+            return _fail(usage, f"{where}{exc.strerror or exc}", debug)
         except Exception as exc:
             return _fail(_exits.FAILED, f"internal error: {type(exc).__name__}: {exc}"
                          + ("" if debug else " (--debug shows where)"), debug)
+
+
+def _subcommand(argv) -> str | None:
+    """The subcommand named on a command line argparse refused."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _say(message: str) -> None:
