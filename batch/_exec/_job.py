@@ -39,6 +39,7 @@ class Done:
     received: int = 0             # bytes it wrote to stdout
     timed_out: bool = False
     error: str = ""               # why it could not start
+    host: str = ":"               # where it ran: ":" this machine (the joblog's Host)
 
     @property
     def returncode(self) -> int:

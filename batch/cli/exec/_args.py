@@ -14,15 +14,18 @@ from .. import _controls
 from .._exits import UsageError
 from .._parser import add_debug
 
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+# GNU parallel's unit prefixes (man parallel, UNIT PREFIX): upper case are powers of 1024,
+# lower case of 1000, so --block 1M is 1048576 bytes and 1m is 1000000.
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40,
+          "k": 10 ** 3, "m": 10 ** 6, "g": 10 ** 9, "t": 10 ** 12}
 
 
 def size(text: str) -> int:
-    """1M, 512k, 65536: bytes (k, M, G, T are powers of 1024, as GNU parallel's)."""
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgGtT]?)[bB]?", text.strip())
-    if not m or float(m.group(1)) * _UNITS[m.group(2).lower()] < 1:
+    """1M, 512k, 65536: bytes."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgGtT]?)", text.strip())
+    if not m or float(m.group(1)) * _UNITS[m.group(2)] < 1:
         raise argparse.ArgumentTypeError(f"expected a size like 1M or 65536, got {text!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
 def env_pair(text: str) -> tuple[str, str]:

@@ -35,15 +35,16 @@ def run(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     environ = {**os.environ, **dict(args.env)} if args.env else None
-    if args.workdir is not None and not os.path.isdir(args.workdir):
+    on_dask = ctl.backend == "dask"
+    if args.workdir is not None and not on_dask and not os.path.isdir(args.workdir):
         raise UsageError(f"--workdir {args.workdir}: no such folder")
-    if template.program is not None and not args.dry_run:
-        try:
+    if on_dask and args.line_buffer:
+        raise UsageError("--line-buffer is for jobs on this machine, not --backend dask")
+    if template.program is not None and not args.dry_run and not on_dask:
+        try:  # on Dask the program must exist on the workers, not necessarily here
             find_program(template.program, cwd=args.workdir, env=environ)
         except NotRunnable as exc:
             raise UsageError(str(exc)) from None
-    if ctl.backend == "dask":
-        raise UsageError("--backend dask for batch exec is not in this build yet")
     resume = args.resume or args.resume_failed
     skip = _joblog.finished(args.joblog, failed_too=args.resume) if resume else set()
     if args.pipe:
@@ -62,10 +63,13 @@ def run(args) -> int:
         return _exits.OK
     joblog = _joblog.JobLog(args.joblog, _joblog.EXEC, append=resume) if args.joblog else None
     printer = Printer(tag=args.tag, results=args.results, line_mode=args.line_buffer)
-    runner = Runner(render, workers=ctl.workers, timeout=ctl.timeout, retries=ctl.retries,
-                    capture=not args.line_buffer,
-                    stream=printer.stream if args.line_buffer else None, env=environ,
-                    cwd=args.workdir)
+    if on_dask:
+        runner = _dask_runner(args, ctl, render)
+    else:
+        runner = Runner(render, workers=ctl.workers, timeout=ctl.timeout,
+                        retries=ctl.retries, capture=not args.line_buffer,
+                        stream=printer.stream if args.line_buffer else None, env=environ,
+                        cwd=args.workdir)
     bar = _progress.bar(ctl.progress, None if total is None else total - len(skip), "exec")
     done_jobs = runner.run(jobs)
     if args.keep_order:
@@ -105,6 +109,19 @@ def run(args) -> int:
     return _exits.OK
 
 
+def _dask_runner(args, ctl, render):
+    try:
+        from . import _dask  # noqa: F401  the one-job half of the backend
+    except ImportError:
+        raise UsageError("--backend dask needs batch/cli/exec/_dask.py, which this build "
+                         "lacks") from None
+    from ._on_dask import DaskRunner
+    # --env adds to each worker's own environment: this machine's PATH means nothing there.
+    return DaskRunner(render, workers=args.workers, timeout=ctl.timeout, retries=ctl.retries,
+                      env=dict(args.env), cwd=args.workdir,
+                      address=ctl.options.get("address"))
+
+
 def _check_combinations(args, groups) -> None:
     if args.pipe and (groups or args.arg_file):
         raise UsageError("--pipe feeds stdin to the jobs: it takes no ::: or :::: items")
@@ -135,7 +152,7 @@ def _pipe_blocks(args):
 
 def _log(joblog, done) -> None:
     exitval = -1 if done.timed_out else (0 if done.signal is not None else done.exitcode)
-    joblog.write(done.job.seq, ":", _joblog.starttime(done.started),
+    joblog.write(done.job.seq, done.host, _joblog.starttime(done.started),
                  _joblog.runtime(done.runtime), done.sent, done.received, exitval,
                  done.signal or 0, _command_line(done.argv))
 
