@@ -220,9 +220,9 @@ def test_ctrl_c_and_sigterm_leave_no_job_behind(tmp_path, sig, code):
 def test_big_outputs_whole_per_job_in_order(tmp_path):
     program = [sys.executable, "-c", "import sys; n = int(sys.argv[1]); "
                "sys.stdout.buffer.write(sys.argv[1].encode() * n)"]
-    sizes = [20_000_000, 1, 50_000_000 // 8]
-    p = bexec("-k", "-j3", *program, ":::", *sizes)
-    assert p.returncode == 0
+    sizes = [7_000_000, 1, 1_000_000]  # 49 MB, then 1 byte, then 7 MB
+    p = bexec("-k", "-j3", "--progress", *program, ":::", *sizes)
+    assert p.returncode == 0 and b"3/3" in p.stderr  # the bar counted every job
     assert p.stdout == b"".join(str(n).encode() * n for n in sizes)
 
 
