@@ -51,6 +51,7 @@ for sig in (signal.SIGTERM, signal.SIGKILL):
 
 class Lifeline:
     def __init__(self):
+        self._gone = b""
         read, self._fd = os.pipe()
         try:
             self._pid = os.posix_spawn(
@@ -63,21 +64,27 @@ class Lifeline:
             os.close(read)
 
     def watch(self, pgid: int) -> None:
-        self._say(b"+%d\n" % pgid)
+        """At once: a job not yet listed would survive a SIGKILL of the coordinator."""
+        self._say(self._gone + b"+%d\n" % pgid)
+        self._gone = b""
 
     def forget(self, pgid: int) -> None:
-        self._say(b"-%d\n" % pgid)
+        """With the next watch() or close(): one write per job instead of two. Until then
+        the watchdog would signal a group already gone, harmless unless its number was
+        reused within that moment, and only if the coordinator died in it."""
+        self._gone += b"-%d\n" % pgid
 
-    def _say(self, line: bytes) -> None:
-        if self._fd >= 0:
+    def _say(self, data: bytes) -> None:
+        if self._fd >= 0 and data:
             try:
-                os.write(self._fd, line)
+                os.write(self._fd, data)
             except OSError:  # the watchdog died (killed from outside): jobs run on
                 pass
 
     def close(self) -> None:
         """End the watchdog (every job is reaped by now) and reap it."""
         if self._fd >= 0:
+            self._say(self._gone)
             os.close(self._fd)
             self._fd = -1
         if self._pid:

@@ -69,7 +69,9 @@ class Runner:
                  grace: float = STOP_GRACE):
         self._render, self.workers, self.timeout = render, workers, timeout
         self.retries, self.capture, self.stream = retries, capture, stream
-        self.env, self.cwd, self.grace = env, cwd, grace
+        # A plain dict, once: posix_spawn would iterate (and decode) os.environ per job.
+        self.env = dict(os.environ) if env is None else env
+        self.cwd, self.grace = cwd, grace
         self.budget = budget or Budget()
         self._launching = True
 
