@@ -112,6 +112,7 @@ class Runner:
                         retry.append(dataclasses.replace(done.job,
                                                          attempt=done.job.attempt + 1))
                     else:
+                        done.job.stdin = None  # a --pipe block waiting behind -k: freed
                         yield done
         finally:
             self._stop_all()

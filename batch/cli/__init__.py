@@ -40,7 +40,7 @@ def main(argv=None) -> int:
             return _exits.usage(_subcommand(argv))
         return exc.code if isinstance(exc.code, int) else _exits.USAGE
     debug = getattr(args, "debug", False)
-    usage = _exits.usage(args.command)
+    usage, failed = _exits.usage(args.command), _exits.error(args.command)
     with _exits.sigterm_raises():
         try:
             code = args.func(args)
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
                 _say(describe(err))
             return _fail(_exits.FAILED, f"{exc}{_resume_hint(args)}", debug)
         except BatchError as exc:
-            return _fail(_exits.FAILED, describe(exc) + _resume_hint(args), debug)
+            return _fail(failed, describe(exc) + _resume_hint(args), debug)
         except KeyboardInterrupt:
             return _fail(_exits.INTERRUPTED, "interrupted" + _resume_hint(args), debug)
         except Terminated:
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
             where = f"{exc.filename}: " if exc.filename else ""
             return _fail(usage, f"{where}{exc.strerror or exc}", debug)
         except Exception as exc:
-            return _fail(_exits.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+            return _fail(failed, f"internal error: {type(exc).__name__}: {exc}"
                          + ("" if debug else " (--debug shows where)"), debug)
 
 

@@ -15,7 +15,7 @@
          (128 + the signal that killed it)
     130, 143  as for run
     255  usage error, or a program that cannot be found or executed: before any job runs
-         (2 would read as "two jobs failed")
+         (2 would read as "two jobs failed"); any other error (GNU's "other error")
 
 A UsageError travels up to `main`, which prints it as one line; a failed chunk arrives as
 the engine's BatchError. SIGTERM becomes an exception too, so that every `finally` on the
@@ -31,11 +31,17 @@ import threading
 OK, FAILED, USAGE, INTERRUPTED, TERMINATED = 0, 1, 2, 130, 143
 EXEC_USAGE, EXEC_MANY_FAILED = 255, 101
 _USAGE_OF = {"exec": EXEC_USAGE}
+_ERROR_OF = {"exec": EXEC_USAGE}
 
 
 def usage(command) -> int:
     """The exit status of a usage error in this subcommand."""
     return _USAGE_OF.get(command, USAGE)
+
+
+def error(command) -> int:
+    """The exit status of a failure that is not a job's own (a lost cluster, a bug)."""
+    return _ERROR_OF.get(command, FAILED)
 
 
 def jobs_failed(count: int) -> int:
