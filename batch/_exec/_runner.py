@@ -39,7 +39,8 @@ STOP_GRACE = 1.0
 
 _NOTHING = contextlib.nullcontext()
 _READ = 1 << 18     # bytes per read of an output pipe
-_WRITE = 1 << 16    # bytes per write into a job's stdin: what a pipe takes at once
+_WRITE = 1 << 16    # bytes per write into a job's stdin: what a default pipe takes
+_BIG_WRITE = _platform.PIPE_SIZE  # ... and an enlarged one
 
 
 class _Running:
@@ -88,6 +89,10 @@ class Runner:
         self._free = list(range(self.workers, 0, -1))
         guard = _signals.SigintGuard()
         lifeline = self._lifeline = Lifeline()
+        # SIGINT only sets a flag while jobs are started and waited for (no job can be
+        # orphaned between its spawn and its record); it is the caller's own while a
+        # result is in the caller's hands, at each yield.
+        guard.__enter__()
         try:
             self._sel.register(guard.fd, selectors.EVENT_READ, None)
             exhausted = False
@@ -99,11 +104,12 @@ class Runner:
                         break
                     early = self._start(job)
                     if early is not None:
+                        guard.__exit__(None, None, None)
                         yield early
+                        guard.__enter__()
                 if not self._running:
                     break
-                with guard:
-                    finished = self._wait()
+                finished = self._wait()
                 if guard.interrupted:
                     raise KeyboardInterrupt
                 for done in finished:
@@ -113,8 +119,11 @@ class Runner:
                                                          attempt=done.job.attempt + 1))
                     else:
                         done.job.stdin = None  # a --pipe block waiting behind -k: freed
+                        guard.__exit__(None, None, None)
                         yield done
+                        guard.__enter__()
         finally:
+            guard.__exit__(None, None, None)
             self._stop_all()
             self._sel.close()
             lifeline.close()
@@ -161,6 +170,8 @@ class Runner:
                 run.fds[fd] = which
                 self._sel.register(fd, selectors.EVENT_READ, (run, which))
         if in_w >= 0:
+            if len(job.stdin) > _WRITE:  # a --pipe block: one write, not 16, per MiB
+                _platform.enlarge_pipe(in_w)
             os.set_blocking(in_w, False)
             run.stdin_fd, run.view = in_w, memoryview(job.stdin)
             self._sel.register(in_w, selectors.EVENT_WRITE, (run, 0))
@@ -222,7 +233,7 @@ class Runner:
 
     def _feed(self, run: _Running) -> None:
         try:
-            n = os.write(run.stdin_fd, run.view[:_WRITE])
+            n = os.write(run.stdin_fd, run.view[:_BIG_WRITE])
         except BlockingIOError:
             return
         except OSError:  # EPIPE: the job stopped reading; what it read is what counts
