@@ -269,3 +269,24 @@ def test_help_lists_every_option():
                    "--results", "--halt", "--resume", "--resume-failed", "--env",
                    "--workdir", "--shell", ":::", "::::"):
         assert option.encode() in p.stdout, option
+
+
+@pytest.mark.timeout(60)
+def test_keep_order_streams_even_when_resume_skipped_jobs(tmp_path):
+    log = tmp_path / "log.tsv"
+    job = ["sh", "-c", '[ -e ok ] || [ "$0" = 1 ] || exit 1; echo "$0"; sleep "$0"',
+           ":::", 1, 0.1, 3]
+    p = bexec("-j1", "--halt", "now,fail=1", "--joblog", log, *job, cwd=tmp_path)
+    assert p.returncode == 1 and p.stdout == b"1\n"  # job 1 ran, job 2 failed: halted
+    (tmp_path / "ok").touch()
+    proc = start("exec", "-j2", "-k", "--resume-failed", "--joblog", log, *job, cwd=tmp_path)
+    try:
+        t0 = time.monotonic()
+        first = proc.stdout.readline()
+        early = time.monotonic() - t0
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert (first, rest, proc.returncode) == ("0.1\n", "3\n", 0), err
+    assert early < 2.5  # job 2's output came out while job 3 still ran

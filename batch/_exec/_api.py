@@ -67,13 +67,23 @@ def pexec(command, items, **kwargs):
         it.close()
 
 
-def in_order(done):
-    """Done results by job number; only those finished ahead of a slower one are held."""
+def in_order(done, issued=None):
+    """Done results by job number; only those finished ahead of a slower one are held.
+
+    issued: a deque the job source appends each job number to as the runner takes it,
+    when numbers are not consecutive (--resume skips some); else 1, 2, 3, ...
+    """
     waiting, want = {}, 1
     try:
         for d in done:
             waiting[d.job.seq] = d
-            while want in waiting:
+            while True:
+                if issued is not None:
+                    if not issued or issued[0] not in waiting:
+                        break
+                    want = issued.popleft()
+                elif want not in waiting:
+                    break
                 yield waiting.pop(want)
                 want += 1
         for seq in sorted(waiting):  # numbers skipped by the caller's jobs

@@ -8,6 +8,7 @@ before the first job starts: a mistake is one line and exit 255, and nothing ran
 from __future__ import annotations
 
 import codecs
+import collections
 import os
 import sys
 
@@ -52,7 +53,15 @@ def run(args) -> int:
     else:
         columns, total = _items.items(_items.sources(args, groups), args.colsep)
         rows = ((row, None) for row in columns)
-    jobs = (Job(seq, row, stdin) for seq, (row, stdin) in enumerate(rows, 1) if seq not in skip)
+    issued = collections.deque()  # job numbers in the order the runner took them, for -k
+
+    def make_jobs():
+        for seq, (row, stdin) in enumerate(rows, 1):
+            if seq not in skip:
+                issued.append(seq)
+                yield Job(seq, row, stdin)
+
+    jobs = make_jobs()
 
     def render(job, slot):
         return template.render(job.columns, job.seq, slot)
@@ -73,7 +82,7 @@ def run(args) -> int:
     bar = _progress.bar(ctl.progress, None if total is None else total - len(skip), "exec")
     done_jobs = runner.run(jobs)
     if args.keep_order:
-        done_jobs = _api.in_order(done_jobs)
+        done_jobs = _api.in_order(done_jobs, issued)
     failed = ran = 0
     halted = None
     try:
