@@ -203,3 +203,14 @@ def test_iexec_is_lazy_and_closes_cleanly():
     first = next(it)
     assert first.stdout == b"0\n" and len(pulled) < 10
     it.close()  # stops the running jobs and reaps them (the fixture checks)
+
+
+@pytest.mark.timeout(60)
+def test_a_grandchild_that_ignores_sigterm_goes_too(tmp_path):
+    # The shell exits on SIGTERM at once; its child ignores SIGTERM and holds no pipe.
+    script = "trap '' TERM; sh -c 'sleep 100' >/dev/null 2>&1 & echo $! > gpid; trap - TERM; " \
+             "sleep 100"
+    t0 = time.monotonic()
+    [r] = batch.pexec(["sh", "-c", script], [1], timeout=0.5, check=False, cwd=tmp_path)
+    assert r.returncode == -signal.SIGTERM and time.monotonic() - t0 < 10
+    assert _survivors([int((tmp_path / "gpid").read_text())], wait=2) == []

@@ -266,6 +266,8 @@ class Runner:
         self._close_stdin(run)
 
     def _finish(self, run: _Running) -> Done:
+        if run.kill_at is not None:  # stopped: what of its group ignored SIGTERM goes too
+            _kill_rest_of_group(run.done.pid)
         del self._running[run.done.pid]
         self._free.append(run.done.slot)
         self._free.sort(reverse=True)
@@ -279,6 +281,8 @@ class Runner:
             self._close_stdin(run)
         alive = [r.done.pid for r in running if not r.reaped]
         _platform.stop_and_reap(alive, stop=alive, grace=self.grace)
+        for pid in alive:
+            _kill_rest_of_group(pid)
         for run in running:
             if not run.reaped:
                 reaped(run.keep, 0)
@@ -296,3 +300,13 @@ def _pidfd(pid: int) -> int:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):  # not Linux, or a kernel before 5.3
         return -1
+
+
+def _kill_rest_of_group(pgid: int) -> None:
+    """SIGKILL what is left of a stopped job's process group (a grandchild that ignored
+    SIGTERM). killpg only: once the group is empty its number matches no process, while
+    kill() of the pid could reach a new process that reused it."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:  # ESRCH: nothing left, the usual case
+        pass
