@@ -31,7 +31,7 @@ from .. import _platform, _signals
 from ._job import Done, Job
 from ._lifeline import Lifeline
 from ._output import Budget, Capture
-from ._spawn import NotRunnable, reaped, spawn
+from ._spawn import NotRunnable, kill_rest_of_group, pidfd, reaped, spawn
 
 # After SIGTERM, how long a job's group has to exit before SIGKILL: time for a program's
 # own handler to clean up, short enough that Ctrl-C ends a run well within two seconds.
@@ -107,6 +107,8 @@ class Runner:
                         guard.__exit__(None, None, None)
                         yield early
                         guard.__enter__()
+                if guard.interrupted:  # (also while the last job was being started)
+                    raise KeyboardInterrupt
                 if not self._running:
                     break
                 finished = self._wait()
@@ -177,7 +179,7 @@ class Runner:
             self._sel.register(in_w, selectors.EVENT_WRITE, (run, 0))
             if not job.stdin:
                 self._close_stdin(run)
-        run.pidfd = _pidfd(pid)
+        run.pidfd = pidfd(pid)
         if run.pidfd >= 0:
             self._sel.register(run.pidfd, selectors.EVENT_READ, (run, -1))
         return None
@@ -267,7 +269,7 @@ class Runner:
 
     def _finish(self, run: _Running) -> Done:
         if run.kill_at is not None:  # stopped: what of its group ignored SIGTERM goes too
-            _kill_rest_of_group(run.done.pid)
+            kill_rest_of_group(run.done.pid)
         del self._running[run.done.pid]
         self._free.append(run.done.slot)
         self._free.sort(reverse=True)
@@ -282,7 +284,7 @@ class Runner:
         alive = [r.done.pid for r in running if not r.reaped]
         _platform.stop_and_reap(alive, stop=alive, grace=self.grace)
         for pid in alive:
-            _kill_rest_of_group(pid)
+            kill_rest_of_group(pid)
         for run in running:
             if not run.reaped:
                 reaped(run.keep, 0)
@@ -294,19 +296,3 @@ class Runner:
             run.done.close()
         self._running.clear()
 
-
-def _pidfd(pid: int) -> int:
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):  # not Linux, or a kernel before 5.3
-        return -1
-
-
-def _kill_rest_of_group(pgid: int) -> None:
-    """SIGKILL what is left of a stopped job's process group (a grandchild that ignored
-    SIGTERM). killpg only: once the group is empty its number matches no process, while
-    kill() of the pid could reach a new process that reused it."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except OSError:  # ESRCH: nothing left, the usual case
-        pass

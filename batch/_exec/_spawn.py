@@ -133,3 +133,22 @@ def reaped(keep, status: int) -> None:
     subprocess would otherwise waitpid() a recycled pid from its cleanup list."""
     if keep is not None:
         keep.returncode = os.waitstatus_to_exitcode(status)
+
+
+def pidfd(pid: int) -> int:
+    """A descriptor that turns readable when `pid` exits (Linux 5.3+), or -1: the runner
+    then polls instead."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux, or a kernel before 5.3
+        return -1
+
+
+def kill_rest_of_group(pgid: int) -> None:
+    """SIGKILL what is left of a stopped job's process group (a grandchild that ignored
+    SIGTERM). killpg only: once the group is empty its number matches no process, while
+    kill() of the pid could reach a new process that reused it."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:  # ESRCH: nothing left, the usual case
+        pass
