@@ -12,8 +12,8 @@ data flow, batch/_errors.py for what a failure raises.
 from __future__ import annotations
 
 from ._combine import NOTHING as _NOTHING
-from ._errors import (BatchError, ResultError, TaskTimeout, WorkerCrashed, WorkerError,
-                      WorkerStartError)
+from ._errors import (BatchError, JobFailed, ResultError, TaskTimeout, WorkerCrashed,
+                      WorkerError, WorkerStartError)
 from ._cpus import usable_cpus
 from ._executor import Executor
 from ._pool import Pool
@@ -24,14 +24,17 @@ __version__ = "0.1.0"
 __all__ = [
     "BatchError",
     "Executor",
+    "JobFailed",
     "Pool",
     "ResultError",
     "TaskTimeout",
     "WorkerCrashed",
     "WorkerError",
     "WorkerStartError",
+    "iexec",
     "imap",
     "map_reduce",
+    "pexec",
     "pmap",
     "usable_cpus",
 ]
@@ -76,3 +79,29 @@ def map_reduce(mapper, reducer, data, *, chunks=None, chunksize=None, workers=No
         return pool.map_reduce(mapper, reducer, data, chunks=chunks, chunksize=chunksize,
                                initial=initial, progress=progress, timeout=timeout,
                                retries=retries, initializer=initializer, initargs=initargs)
+
+
+def pexec(command, items, *, workers=None, timeout=None, retries=0, keep_order=True,
+          check=True, capture=True, input=None, env=None, cwd=None, progress=False,
+          shell=False):
+    """Run a program once per item on every core; a list of subprocess.CompletedProcess.
+
+    `command` is an argv with replacement strings ({} {.} {/} {//} {/.} {#} {%} {1}..):
+    batch.pexec(["gzip", "-k", "{}"], paths). No shell unless shell=True. See
+    batch/_exec/_api.py for every option; a failure raises JobFailed.
+    """
+    from ._exec import _api
+    return _api.pexec(command, items, workers=workers, timeout=timeout, retries=retries,
+                      keep_order=keep_order, check=check, capture=capture, input=input,
+                      env=env, cwd=cwd, progress=progress, shell=shell)
+
+
+def iexec(command, items, *, workers=None, timeout=None, retries=0, keep_order=True,
+          check=True, capture=True, input=None, env=None, cwd=None, progress=False,
+          shell=False):
+    """The lazy form of pexec: CompletedProcess objects as jobs finish (in item order
+    with keep_order=True), reading `items` only as slots free up."""
+    from ._exec import _api
+    return _api.iexec(command, items, workers=workers, timeout=timeout, retries=retries,
+                      keep_order=keep_order, check=check, capture=capture, input=input,
+                      env=env, cwd=cwd, progress=progress, shell=shell)

@@ -7,8 +7,11 @@
      ├── TaskTimeout            a chunk ran longer than `timeout` seconds
      ├── ResultError            a result could not be encoded, or its frame arrived
      │                          truncated or garbled
-     └── WorkerStartError       no worker could be started (fork, pipe or thread creation
-                                failed: a process or open-files limit); also an OSError
+     ├── WorkerStartError       no worker could be started (fork, pipe or thread creation
+     │                          failed: a process or open-files limit); also an OSError
+     └── JobFailed              a program run by pexec/iexec failed (also a
+                                subprocess.CalledProcessError: .returncode, .cmd,
+                                .output, .stderr)
 
 Every error carries `.chunk` (the chunk index) and `.items` (a `range` of item positions
 when the input had positions, else the item count, else None), so a person can find the
@@ -21,9 +24,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 
 __all__ = [
     "BatchError",
+    "JobFailed",
     "ResultError",
     "TaskTimeout",
     "WorkerCrashed",
@@ -133,6 +138,27 @@ class WorkerStartError(BatchError, OSError):
 
 def _rebuild_start_error(message, errno, running):
     return WorkerStartError(message, errno=errno, running=running)
+
+
+class JobFailed(BatchError, subprocess.CalledProcessError):
+    """A program run over an item failed (after its retries).
+
+    `.job` (its number, from 1), `.item`, `.cmd` (the argv), `.returncode` (negative for
+    a signal, as subprocess), `.exitcode`, `.signal`, `.timed_out`, `.output`/`.stdout`
+    and `.stderr` (bytes when captured, else None).
+    """
+
+    def __init__(self, message, *, job, item, cmd, returncode, exitcode=None, signal=None,
+                 timed_out=False, output=None, stderr=None):
+        # BatchError's super().__init__ would reach CalledProcessError's in this MRO.
+        Exception.__init__(self, message)
+        subprocess.CalledProcessError.__init__(self, returncode, cmd, output, stderr)
+        self.message, self.chunk, self.items = message, None, None
+        self.job, self.item, self.exitcode, self.signal = job, item, exitcode, signal
+        self.timed_out = timed_out
+
+    def __str__(self) -> str:
+        return self.message
 
 
 # --- wait statuses --------------------------------------------------------------------

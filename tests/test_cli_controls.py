@@ -60,17 +60,28 @@ def test_joblog_has_one_row_per_chunk_and_progress_counts_items(tmp_path):
     assert p.returncode == 0, p.stderr
     assert f"{A.size // 1000}k/{A.size // 1000}k" in p.stderr and " rows/s" in p.stderr
     rows = read_log(tmp_path / "log.tsv")
-    assert list(rows[0]) == ["chunk", "items", "pid", "start", "seconds", "exit_status",
-                             "signal", "peak_memory", "attempt", "error"]
-    assert sorted(int(r["chunk"]) for r in rows) == list(range(5))
-    spans = sorted(tuple(map(int, r["items"].split("-"))) for r in rows)
+    assert list(rows[0]) == ["Seq", "items", "first", "last", "pid", "Starttime", "JobRuntime",
+                             "Exitval", "Signal", "peak_memory", "attempt", "error"]
+    assert sorted(int(r["Seq"]) for r in rows) == list(range(5))
+    spans = sorted((int(r["first"]), int(r["last"])) for r in rows)
     assert spans[0][0] == 0 and spans[-1][1] == A.size - 1
     assert all(b + 1 == c for (_, b), (c, _) in zip(spans, spans[1:]))
     for r in rows:
+        assert int(r["items"]) == int(r["last"]) - int(r["first"]) + 1  # a count, not a range
         assert int(r["pid"]) > 0 and int(r["pid"]) != os.getpid()
-        assert abs(float(r["start"]) - time.time()) < 120 and float(r["seconds"]) >= 0
-        assert (r["exit_status"], r["signal"], r["attempt"], r["error"]) == ("0", "", "1", "")
+        assert abs(float(r["Starttime"]) - time.time()) < 120 and float(r["JobRuntime"]) >= 0
+        assert (r["Exitval"], r["Signal"], r["attempt"], r["error"]) == ("0", "0", "1", "")
         assert int(r["peak_memory"]) > 1 << 20
+
+
+def test_joblog_of_a_text_file_counts_lines_without_positions(tmp_path):
+    (tmp_path / "t.txt").write_text("".join(f"{i}\n" for i in range(5000)))
+    p = batch("run", tmp_path / "t.txt", "--map", "lines", "--chunks", 3, "--joblog",
+              tmp_path / "log.tsv")
+    assert p.returncode == 0, p.stderr
+    rows = read_log(tmp_path / "log.tsv")
+    assert sum(int(r["items"]) for r in rows) == 5000
+    assert {(r["first"], r["last"]) for r in rows} == {("", "")}
 
 
 @pytest.mark.timeout(60)
@@ -84,7 +95,8 @@ def test_keep_going_runs_every_chunk_and_exits_1(job):
     assert p.stderr.splitlines()[-1] == "batch: error: 4 of 8 chunks failed"
     rows = read_log(job / "log.tsv")
     assert len(rows) == 8
-    assert sorted(int(r["chunk"]) for r in rows if r["error"]) == [4, 5, 6, 7]
+    assert sorted(int(r["Seq"]) for r in rows if r["error"]) == [4, 5, 6, 7]
+    assert {r["Exitval"] for r in rows if r["error"]} == {"-1"}  # raised: no exit status
 
 
 def test_without_keep_going_the_first_failure_stops_the_run(job):

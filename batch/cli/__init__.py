@@ -5,9 +5,11 @@
       _parser.py    the parser; each subcommand adds its own subparser
       _controls.py  options every subcommand shares (-j, --backend, --timeout, --retries,
                     --progress, --joblog, --dry-run) and the Controls they become
-      _exits.py     exit statuses and the exceptions that lead to them
-      _joblog.py    the joblog writer
+      _exits.py     exit statuses (run's and exec's) and the exceptions that lead to them
+      _joblog.py    the joblog writer and reader (GNU parallel's columns where shared)
       run/          `batch run`: inputs, built-ins, reducers, outputs, checkpoints
+      exec/         `batch exec`: items, ::: sources, output, --halt, --pipe (the engine
+                    is batch/_exec, shared with batch.pexec)
       info.py       `batch info`
       bench.py      `batch bench` (the harness is batch/_bench)
 
@@ -21,7 +23,7 @@ import sys
 import traceback
 
 from .. import BatchError, WorkerError
-from . import _exits, _parser, bench, info, run
+from . import _exits, _parser, bench, exec as exec_, info, run
 from ._exits import ChunksFailed, OutputFailed, Terminated, UsageError
 from .run._model import ItemError
 
@@ -29,16 +31,20 @@ __all__ = ["main"]
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     _hold_closed_std_fds()
-    parser = _parser.build((run, info, bench))
+    parser = _parser.build((run, exec_, info, bench))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
+        if exc.code == _exits.USAGE:
+            return _exits.usage(_subcommand(argv))
         return exc.code if isinstance(exc.code, int) else _exits.USAGE
     debug = getattr(args, "debug", False)
+    usage, failed = _exits.usage(args.command), _exits.error(args.command)
     if sys.stdout is None and _prints(args):
         fix = "give --output FILE" if args.func is run.command else "run it with stdout open"
-        return _fail(_exits.USAGE, f"stdout is closed, so the result has nowhere to go: "
+        return _fail(usage, f"stdout is closed, so the result has nowhere to go: "
                      f"{fix}", debug)
     with _exits.sigterm_raises():
         try:
@@ -46,30 +52,37 @@ def main(argv=None) -> int:
             _exits.flush_stdout()
             return code
         except UsageError as exc:
-            return _fail(_exits.USAGE, str(exc), debug)
+            return _fail(usage, str(exc), debug)
         except ChunksFailed as exc:
             for err in exc.failures:
                 _say(describe(err))
             return _fail(_exits.FAILED, f"{exc}{_resume_hint(args)}", debug)
         except BatchError as exc:
-            return _fail(_exits.FAILED, describe(exc) + _resume_hint(args), debug)
+            return _fail(failed, describe(exc) + _resume_hint(args), debug)
         except KeyboardInterrupt:
             return _fail(_exits.INTERRUPTED, "interrupted" + _resume_hint(args), debug)
         except Terminated:
             return _fail(_exits.TERMINATED, "terminated" + _resume_hint(args), debug)
         except BrokenPipeError:  # `batch run ... | head`: the reader left; say nothing
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return _exits.FAILED
+            _silence_stdout()
+            return failed
         except OutputFailed as exc:
             if exc.stdout:  # nothing more can be written there, not even at exit
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return _fail(_exits.FAILED, str(exc), debug)
+                _silence_stdout()
+            return _fail(failed, str(exc), debug)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
-            return _fail(_exits.USAGE, f"{where}{exc.strerror or exc}", debug)
+            return _fail(usage, f"{where}{exc.strerror or exc}", debug)
         except Exception as exc:
-            return _fail(_exits.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+            return _fail(failed, f"internal error: {type(exc).__name__}: {exc}"
                          + ("" if debug else " (--debug shows where)"), debug)
+
+
+def _silence_stdout() -> None:
+    """/dev/null on fd 1, so the interpreter's own flush at exit finds nowhere to fail."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
 
 
 def _hold_closed_std_fds() -> None:
@@ -94,6 +107,11 @@ def _prints(args) -> bool:
     if args.func is not run.command or getattr(args, "dry_run", False):
         return True
     return args.output in (None, "-") and args.reduce != "none"
+
+
+def _subcommand(argv) -> str | None:
+    """The subcommand named on a command line argparse refused."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _say(message: str) -> None:

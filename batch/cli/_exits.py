@@ -1,11 +1,22 @@
 """Exit statuses, and the exceptions that lead to them.
 
+    batch run (and info, bench)
     0    every chunk succeeded, the output is written
     1    chunks failed (after --retries); with --keep-going every failure is listed;
          or the result could not be written (a full disk, a stdout that fails)
     2    usage error or bad input: caught before any work, or before any output is written
     130  interrupted by Ctrl-C (128 + SIGINT)
     143  terminated by SIGTERM (128 + SIGTERM)
+
+    batch exec (GNU parallel's, so that scripts written for it keep working)
+    0    every job succeeded
+    1-100  that many jobs failed (after --retries)
+    101  more than 100 jobs failed
+    N    with --halt ...,fail=...: the exit status of the job that made it halt
+         (128 + the signal that killed it)
+    130, 143  as for run
+    255  usage error, or a program that cannot be found or executed: before any job runs
+         (2 would read as "two jobs failed"); any other error (GNU's "other error")
 
 A UsageError travels up to `main`, which prints it as one line; a failed chunk arrives as
 the engine's BatchError. SIGTERM becomes an exception too, so that every `finally` on the
@@ -20,6 +31,24 @@ import sys
 import threading
 
 OK, FAILED, USAGE, INTERRUPTED, TERMINATED = 0, 1, 2, 130, 143
+EXEC_USAGE, EXEC_MANY_FAILED = 255, 101
+_USAGE_OF = {"exec": EXEC_USAGE}
+_ERROR_OF = {"exec": EXEC_USAGE}
+
+
+def usage(command) -> int:
+    """The exit status of a usage error in this subcommand."""
+    return _USAGE_OF.get(command, USAGE)
+
+
+def error(command) -> int:
+    """The exit status of a failure that is not a job's own (a lost cluster, a bug)."""
+    return _ERROR_OF.get(command, FAILED)
+
+
+def jobs_failed(count: int) -> int:
+    """batch exec's status when `count` jobs failed: the count itself, up to 100."""
+    return count if count <= 100 else EXEC_MANY_FAILED
 
 
 class UsageError(Exception):

@@ -1,57 +1,70 @@
-"""--joblog FILE: one tab-separated row per chunk, written as each chunk finishes.
+"""--joblog FILE: one tab-separated row per chunk (`batch run`) or job (`batch exec`),
+written as each one finishes; and the reader that `batch exec --resume` uses.
 
-Like GNU parallel's joblog, it is a log rather than an output: rows appear while the run
-goes on, so an interrupted run still says what it did. A chunk that was retried has one
-row, for its last attempt.
+Like GNU parallel's, it is a log rather than an output: rows appear while the run goes
+on, so an interrupted run still says what it did. A chunk or job that was retried has one
+row, for its last attempt. Columns the two subcommands share have GNU parallel's names and
+meanings, so one script reads both:
 
-    chunk        the chunk's index
-    items        item positions "first-last", or the item count where positions are
-                 not known in advance (byte ranges of a text file)
-    pid          the worker process (empty on the thread and serial backends)
-    start        when the last attempt started, seconds since the epoch
-    seconds      its wall time
-    exit_status  the worker's exit status, or 0 for a chunk that succeeded in a worker
-                 which went on to its next chunk; signal: the signal that killed it
-    peak_memory  the worker's peak resident memory, bytes
-    attempt      1, or more after --retries
-    error        what went wrong, one line; empty on success
+    Seq          batch exec: the job number, from 1 ({#}); batch run: the chunk's index,
+                 from 0, as its error messages name chunks
+    Starttime    when the (last attempt of the) job started: seconds since the epoch, ms
+    JobRuntime   its wall time, seconds (ms)
+    Exitval      the exit status; 0 when killed by a signal, -1 when it timed out (both
+                 as GNU parallel); batch run: 0 for a chunk that succeeded, -1 for one
+                 that failed without an exit status (the function raised, a timeout)
+    Signal       the number of the signal that killed it, 0 if none
+
+`batch exec` writes exactly GNU parallel's columns: Seq Host Starttime JobRuntime Send
+Receive Exitval Signal Command, where Host is ":" (this machine) or the Dask worker,
+Send the bytes written to the job's stdin (--pipe), Receive the bytes it wrote to stdout,
+and Command the argv, shell-quoted. `batch run` adds: items (how many items the chunk
+held), first and last (the positions of its first and last item, from 0; empty when a
+text file is read by byte ranges and positions are not known in advance), pid (the
+worker, empty on the thread and serial backends), peak_memory (the worker's peak resident
+memory, bytes), attempt (1, or more after --retries), error (what went wrong, one line).
+
+A tab or newline inside a cell is written as \\t or \\n, so a row is always one line;
+bytes that are not UTF-8 (file names) are written as they are.
 """
 
 from __future__ import annotations
 
-from .. import _errors
+import os
+
 from ._exits import OutputFailed, UsageError
 
-COLUMNS = ("chunk", "items", "pid", "start", "seconds", "exit_status", "signal",
-           "peak_memory", "attempt", "error")
+EXEC = ("Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal",
+        "Command")
+RUN = ("Seq", "items", "first", "last", "pid", "Starttime", "JobRuntime", "Exitval",
+       "Signal", "peak_memory", "attempt", "error")
 
 
 class JobLog:
-    def __init__(self, path: str):
+    """The writer. append=True (a resumed run) keeps the rows already there."""
+
+    def __init__(self, path: str, columns: tuple, *, append: bool = False):
+        self.columns = columns
+        keep = append and os.path.exists(path) and os.path.getsize(path) > 0
+        if keep:
+            header = read_header(path)
+            if header != list(columns):
+                raise UsageError(f"--joblog {path}: not a joblog of this kind (its columns "
+                                 f"are {' '.join(header)})")
         try:
-            self._f = open(path, "w", buffering=1, encoding="utf-8")
+            self._f = open(path, "a" if keep else "w", buffering=1, encoding="utf-8",
+                           errors="surrogateescape", newline="\n")
         except OSError as exc:
             raise UsageError(f"--joblog {path}: {exc.strerror or exc}") from None
-        self._line(COLUMNS)
+        if not keep:
+            self._line(columns)
 
-    def row(self, out, envelope) -> None:
-        task = out.task
-        if isinstance(task.items, range) and len(task.items):
-            items = f"{task.items.start}-{task.items.stop - 1}"
-        elif envelope is not None:
-            items = str(envelope[0])
-        else:
-            items = ""
-        error = "" if out.error is None else " ".join(str(out.error).split())
-        cells = (task.index, items, _blank(out.pid), f"{out.started:.3f}", f"{out.seconds:.3f}",
-                 _blank(0 if out.exitcode is None and out.error is None else out.exitcode),
-                 "" if out.signal is None else _errors.signal_name(out.signal),
-                 _blank(out.maxrss), task.attempt, error)
-        self._line(cells)
+    def write(self, *cells) -> None:
+        self._line(_cell(c) for c in cells)
 
     def _line(self, cells) -> None:
         try:
-            self._f.write("\t".join(map(str, cells)) + "\n")
+            self._f.write("\t".join(cells) + "\n")
         except OSError as exc:  # ENOSPC: stop here; a checkpoint keeps what is done
             raise OutputFailed(f"--joblog {self._f.name}: cannot write: "
                                f"{exc.strerror or exc}") from exc
@@ -63,5 +76,56 @@ class JobLog:
             pass
 
 
-def _blank(value) -> str:
-    return "" if value is None else str(value)
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def starttime(t: float) -> str:
+    return f"{t:.3f}"
+
+
+def runtime(seconds: float) -> str:
+    return f"{seconds:.3f}"
+
+
+def read_header(path: str) -> list[str]:
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        return f.readline().rstrip("\n").split("\t")
+
+
+def read(path: str) -> list[dict]:
+    """The rows of a joblog, as {column: text}; a row cut short by a crash is dropped."""
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        rows = []
+        for line in f:
+            if not line.endswith("\n"):
+                break  # the last row of a run killed while writing it
+            cells = line[:-1].split("\t")
+            if len(cells) == len(header):
+                rows.append(dict(zip(header, cells)))
+        return rows
+
+
+def finished(path: str, *, failed_too: bool) -> set[int]:
+    """The Seq numbers --resume skips: every job in the log (--resume), or only those
+    that succeeded (--resume-failed, which runs the failed ones again)."""
+    if not os.path.exists(path):
+        return set()
+    try:
+        rows = read(path)
+    except (OSError, UnicodeError) as exc:
+        raise UsageError(f"--joblog {path}: cannot be read for --resume: {exc}") from None
+    if read_header(path)[:1] != ["Seq"]:
+        raise UsageError(f"--joblog {path}: not a joblog (no Seq column)")
+    done = set()
+    for row in rows:
+        try:
+            ok = row.get("Exitval") == "0" and row.get("Signal") in ("0", None)
+            if failed_too or ok:
+                done.add(int(row["Seq"]))
+        except (KeyError, ValueError):
+            continue
+    return done

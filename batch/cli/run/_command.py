@@ -15,10 +15,9 @@ import tempfile
 
 import numpy as np
 
-from .. import _controls
+from .. import _controls, _joblog
 from .._controls import Controls
 from .._exits import UsageError
-from .._joblog import JobLog
 from . import _builtins, _inputs, _job
 from ._checkpoint import Checkpoint
 from ._execute import execute
@@ -58,7 +57,7 @@ def run(args) -> int:
                   f"{args.input}", file=sys.stderr)
         if args.map == "histogram":
             args.histogram_range = _histogram_range(args, inp, plan, ctl)
-        joblog = JobLog(args.joblog) if args.joblog else None
+        joblog = _joblog.JobLog(args.joblog, _joblog.RUN) if args.joblog else None
         try:
             result = execute(inp, plan, mapper, reducer, ctl, checkpoint=checkpoint,
                              joblog=joblog)

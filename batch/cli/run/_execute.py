@@ -21,6 +21,7 @@ import itertools
 from ... import _coordinator, _progress, backends
 from ..._combine import NOTHING, in_order
 from ..._pool import WINDOW_PER_WORKER
+from .. import _joblog
 from .._controls import Controls
 from .._exits import ChunksFailed, UsageError
 
@@ -49,7 +50,7 @@ def execute(inp, plan, mapper, reducer, ctl: Controls, *, checkpoint=None, joblo
             ran += 1
             env = out.result if out.error is None else None
             if joblog is not None:
-                joblog.row(out, env)
+                _joblog_row(joblog, out, env)
             if out.error is not None:
                 if not ctl.keep_going:
                     raise out.error
@@ -126,3 +127,24 @@ class _TotalEstimate:
         self.items += count
         if self.bytes:
             self.bar.total = max(self.bar.n, round(self.items * self.size / self.bytes))
+
+
+def _joblog_row(joblog, out, envelope) -> None:
+    """One row of batch run's joblog (the columns are in batch/cli/_joblog.py)."""
+    task = out.task
+    first = last = None
+    if isinstance(task.items, range):
+        count = len(task.items)
+        if count:
+            first, last = task.items.start, task.items.stop - 1
+    else:
+        count = envelope[0] if envelope is not None else None
+    if out.error is None:
+        exitval = 0
+    else:
+        exitval = out.exitcode if out.exitcode is not None and out.signal is None else -1
+        if out.signal is not None:
+            exitval = 0  # as GNU parallel: killed by a signal, Signal says which
+    joblog.write(task.index, count, first, last, out.pid, _joblog.starttime(out.started),
+                 _joblog.runtime(out.seconds), exitval, out.signal or 0, out.maxrss,
+                 task.attempt, "" if out.error is None else " ".join(str(out.error).split()))

@@ -1,0 +1,95 @@
+"""No job outlives its coordinator, even one killed by SIGKILL.
+
+PR_SET_PDEATHSIG needs code run in the child between fork and exec, which posix_spawn
+(_spawn.py, chosen for speed) cannot run, and it would reach only the job itself, not a
+grandchild in its process group. So each runner starts one small watchdog process
+instead, whose stdin is a pipe from the coordinator:
+
+    coordinator ── "+PGID\\n" on spawn, "-PGID\\n" once reaped ──► watchdog (python -I -S)
+    coordinator dies (any way): the kernel closes the pipe ──► EOF ──► SIGTERM to every
+    group still listed, 1 s of grace, SIGKILL
+
+The write end is close-on-exec and never inherited by a job (it is O_CLOEXEC, and
+posix_spawn execs at once), so only the coordinator's death or `close()` ends it. The
+watchdog runs in its own process group, ignores SIGINT (a terminal's Ctrl-C is the
+coordinator's to handle), and is reaped by `close()`. Its start costs one posix_spawn
+(about 1.5 ms: the interpreter starts in parallel with the jobs); each job costs one
+small write. Left open: a coordinator that forks (batch's fork backend) lends the write
+end to its forked children too, which then delay the EOF until they exit; and a job
+killed by SIGKILL of the coordinator between its spawn and its "+" line is not listed
+(posix_spawn returns and the write follows directly, so that window is microseconds).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .. import _platform
+
+WATCHDOG = r"""
+import os, signal, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+groups, rest = set(), b""
+while True:
+    data = os.read(0, 65536)
+    if not data:
+        break
+    *lines, rest = (rest + data).split(b"\n")
+    for line in lines:
+        (groups.add if line[:1] == b"+" else groups.discard)(int(line[1:]))
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    for pgid in groups:
+        try:
+            os.killpg(pgid, sig)
+        except OSError:
+            pass
+    if groups and sig == signal.SIGTERM:
+        time.sleep(1.0)
+"""
+
+
+class Lifeline:
+    def __init__(self):
+        self._gone = b""
+        read, self._fd = os.pipe()
+        try:
+            self._pid = os.posix_spawn(
+                sys.executable, [sys.executable, "-I", "-S", "-c", WATCHDOG], os.environ,
+                file_actions=[(os.POSIX_SPAWN_DUP2, read, 0)], setpgroup=0)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        finally:
+            os.close(read)
+
+    def watch(self, pgid: int) -> None:
+        """At once: a job not yet listed would survive a SIGKILL of the coordinator."""
+        self._say(self._gone + b"+%d\n" % pgid)
+        self._gone = b""
+
+    def forget(self, pgid: int) -> None:
+        """With the next watch() or close(): one write per job instead of two. Until then
+        the watchdog would signal a group already gone, harmless unless its number was
+        reused within that moment, and only if the coordinator died in it."""
+        self._gone += b"-%d\n" % pgid
+
+    def _say(self, data: bytes) -> None:
+        if self._fd >= 0 and data:
+            try:
+                os.write(self._fd, data)
+            except OSError:  # the watchdog died (killed from outside): jobs run on
+                pass
+
+    def close(self) -> None:
+        """End the watchdog (every job is reaped by now) and reap it."""
+        if self._fd >= 0:
+            self._say(self._gone)
+            os.close(self._fd)
+            self._fd = -1
+        if self._pid:
+            try:
+                _platform.wait4(self._pid)
+            except ChildProcessError:
+                pass
+            self._pid = 0
