@@ -1,0 +1,1 @@
+"""`batch exec`: run a program on every item or block, in parallel."""
