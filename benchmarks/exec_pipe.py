@@ -1,10 +1,10 @@
-"""Question: `cat big.txt | batch exec --pipe -j N wc -l` over 1 GiB of text (128 MiB
+"""Question: `cat big.txt | batch exec --pipe -j N wc -l` over 1 GiB of text (64 MiB
 with --quick): how much faster than a single `wc -l`, and in how much memory?
 
 --pipe cuts stdin into 1 MiB blocks at line ends and feeds each to a `wc -l` of its own;
 every printed count is summed and checked against the file's known line count. The file
 is written before the clock starts and read from the page cache, so the pipe and the jobs
-are measured, not the disk. GNU parallel's `--pipe` runs too where it is installed.
+are measured, not the disk.
 Memory is the peak PSS of the programs' whole process tree (cat, batch exec and its wc
 jobs), sampled every 10 ms. Targets (issue 10): at least 1.6x one `wc -l` on 2 cores,
 the tree's peak under 100 MiB.

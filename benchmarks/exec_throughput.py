@@ -1,7 +1,7 @@
 """Question: running a program once per item, how many jobs a second does `batch exec`
 start, against `xargs -P` and GNU parallel, with the same worker count in the same run?
 
-Two workloads of 2,000 items (`seq 2000` on stdin; 500 with --quick):
+Two workloads of 2,000 items (`seq 2000` on stdin; 200 with --quick):
 
     exec_true   seq 2000 | batch exec -j N true             (nothing but the spawning)
     exec_echo   seq 2000 | batch exec -j N sh -c 'echo {}'  (a shell per job, output captured)

@@ -8,7 +8,6 @@
                 seq N | parallel -q -j W sh -c 'echo {}'
     exec_pipe   cat big.txt | wc -l                                 (the baseline)
                 cat big.txt | batch exec --pipe -j W wc -l
-                cat big.txt | parallel --pipe -j W wc -l
 
 The benchmarked process (_child) builds the items, or writes the text file, before any
 clock starts, then times the whole command from its start to its exit, output read to
@@ -57,7 +56,6 @@ def argv(key: str, command: str, workers: int) -> list[str]:
         ("xargs", "echo"): ["xargs", "-P", w, "-I{}", "sh", "-c", "echo {}"],
         ("parallel", "true"): ["parallel", "-j", w, "true"],
         ("parallel", "echo"): ["parallel", "-q", "-j", w, "sh", "-c", "echo {}"],
-        ("parallel", "pipe"): ["parallel", "--pipe", "-j", w, "wc", "-l"],
         ("wc", "pipe"): ["wc", "-l"],
     }
     try:

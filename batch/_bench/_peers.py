@@ -172,8 +172,7 @@ IMPLEMENTATIONS = {i.key: i for i in [
                    missing="not installed (apt-get install coreutils)"),
 ]}
 
-# The exec workloads' implementations, and the ones of them that run in one process.
-PROGRAMS = ("exec", "xargs", "parallel", "wc")
+# The implementations that run in one process, whatever the worker count.
 SINGLE = ("serial", "raw", "wc")
 
 PARALLEL = ("fork", "thread", "mp_pool", "ppe", "ppe_tuned", "joblib", "mpire")
