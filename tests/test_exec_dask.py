@@ -51,6 +51,12 @@ def test_stdin_env_and_cwd_reach_the_program(dask_client, tmp_path):
     block = b"".join(b"%d\n" % i for i in range(600_000))  # 4 MB: more than any pipe holds
     got = run(dask_client, ["cat"], stdin=block)
     assert got.returncode == 0 and got.stdout == block
+    # A program that starts reading late still gets all of it, and then its EOF.
+    got = run(dask_client, ["sh", "-c", "sleep 0.5; exec wc -c"], stdin=block)
+    assert got.stdout.strip() == str(len(block)).encode()
+    # One that never reads it is no error (EPIPE), and empty input is an immediate EOF.
+    assert run(dask_client, ["true"], stdin=block).returncode == 0
+    assert run(dask_client, ["cat"], stdin=b"").stdout == b""
     got = run(dask_client, ["sh", "-c", 'echo "$GREETING"; pwd'], env={"GREETING": "hi there"},
               cwd=str(tmp_path))
     # env adds to the worker's environment: PATH still finds sh

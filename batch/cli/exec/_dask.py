@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import selectors
 import signal
 import socket
 import subprocess
@@ -44,6 +45,10 @@ GRACE = 2.0
 # How often the task looks at its deadline and stop flag while the program runs. Each
 # look is a wakeup of a worker thread; 50 ms is under any timeout worth giving a job.
 POLL = 0.05
+
+# Bytes per write to the job's stdin (non-blocking: a partial write is fine) and per read
+# of its output: one pipe's worth, so a turn of the loop never holds a worker thread long.
+WRITE_CHUNK = READ_CHUNK = 1 << 16
 
 _STATUS_NOT_FOUND, _STATUS_NOT_EXECUTABLE = 127, 126
 
@@ -145,41 +150,71 @@ def _run(key, argv, stdin, env, cwd, timeout) -> JobResult:
 
 
 def _communicate(proc, stdin, timeout, stop, t0):
-    """(stdout, stderr, why stopped or None); the process is reaped on return."""
+    """(stdout, stderr, why it was stopped or None); the process is reaped on return.
+
+    Our own selector loop, not Popen.communicate in slices: communicate(input, timeout)
+    sends input only in its first call, and a retry after TimeoutExpired never writes
+    the rest nor closes stdin, so `cat` with 4 MB of input waited forever under load.
+    """
     deadline = None if timeout is None else t0 + timeout
-    data = stdin
+    out = {proc.stdout: [], proc.stderr: []}
+    data, offset = memoryview(stdin or b""), 0
+    why, kill_at = None, None
     try:
-        while True:
-            try:
-                out, err = proc.communicate(data, timeout=POLL)
-                return out, err, None
-            except subprocess.TimeoutExpired:
-                data = None  # communicate() keeps writing what it began; never twice
-            if stop.is_set():
-                why = "cancel"
-                break
-            if deadline is not None and time.perf_counter() >= deadline:
-                why = "timeout"
-                break
-        out, err = _terminate(proc)
-        return out, err, why
+        with selectors.DefaultSelector() as sel:
+            for f in out:
+                sel.register(f, selectors.EVENT_READ)
+            if proc.stdin is not None:
+                if len(data):
+                    os.set_blocking(proc.stdin.fileno(), False)  # a write never waits
+                    sel.register(proc.stdin, selectors.EVENT_WRITE)
+                else:
+                    proc.stdin.close()
+            while sel.get_map() or proc.poll() is None:
+                now = time.perf_counter()
+                if why is None and (stop.is_set() or (deadline is not None and now >= deadline)):
+                    why = "cancel" if stop.is_set() else "timeout"
+                    _kill_group(proc.pid, signal.SIGTERM)
+                    kill_at = now + GRACE
+                elif kill_at is not None and now >= kill_at:
+                    _kill_group(proc.pid, signal.SIGKILL)
+                    kill_at = None
+                if not sel.get_map():  # pipes closed, program still running: wait for it
+                    try:
+                        proc.wait(timeout=POLL)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    continue
+                for key, _ in sel.select(POLL):
+                    f = key.fileobj
+                    if f is proc.stdin:
+                        try:
+                            offset += os.write(f.fileno(), data[offset:offset + WRITE_CHUNK])
+                        except BlockingIOError:
+                            continue
+                        except BrokenPipeError:
+                            offset = len(data)  # the program stopped reading: fine
+                        if offset >= len(data):
+                            sel.unregister(f)
+                            f.close()
+                    else:
+                        chunk = os.read(f.fileno(), READ_CHUNK)
+                        if chunk:
+                            out[f].append(chunk)
+                        else:
+                            sel.unregister(f)
+                            f.close()
     except BaseException:
         _kill_group(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        proc.wait()
         raise
-
-
-def _terminate(proc) -> tuple[bytes, bytes]:
-    """SIGTERM to the job's whole group, GRACE seconds, then SIGKILL to what is left."""
-    _kill_group(proc.pid, signal.SIGTERM)
-    try:
-        out, err = proc.communicate(timeout=GRACE)
-    except subprocess.TimeoutExpired:
+    finally:
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            if f is not None and not f.closed:
+                f.close()
+    if why is not None:  # the leader may be gone while a grandchild holds on: not for long
         _kill_group(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-    # The leader may have left while a grandchild holds on: nothing of the job survives.
-    _kill_group(proc.pid, signal.SIGKILL)
-    return out, err
+    return b"".join(out[proc.stdout]), b"".join(out[proc.stderr]), why
 
 
 def _kill_group(pgid: int, sig: int) -> None:
