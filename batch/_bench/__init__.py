@@ -6,6 +6,7 @@
     _child.py      the benchmarked process: build the input, then time repetitions
     _workloads.py  what is computed, at three sizes, and the check of each result
     _peers.py      batch's backends and multiprocessing, concurrent.futures, joblib, mpire
+    _exec.py       batch exec, xargs -P, GNU parallel and wc -l as command lines
     _memory.py     peak PSS of a process tree, plus /dev/shm growth
     _pipe.py       raw pipe bandwidth, the ceiling for big results
     _targets.py    speedups, items/s, bandwidth; issue 5's targets, judged

@@ -7,6 +7,8 @@ import os
 import platform
 import sys
 
+from . import _exec
+
 
 def cpu_model() -> str:
     try:
@@ -68,16 +70,18 @@ def describe() -> dict:
         "batch": __version__,
         "batch_source": source(),
         "peers": {name: _version(name) for name in ("joblib", "mpire", "matplotlib")},
+        "programs": _exec.versions(),
     }
 
 
 def summary(machine: dict) -> str:
-    """One line: CPU, cores, memory, Python, numpy, BLAS."""
+    """One line: CPU, cores, memory, Python, numpy, BLAS, xargs and GNU parallel."""
     blas = ", ".join(f"{b.get('internal_api')} {b.get('version')}" for b in machine["blas"]) \
         or "no BLAS found"
     mem = machine["memory_bytes"]
     mem = f", {mem / 2**30:.0f} GiB" if mem else ""
     src = f" at {machine['batch_source']}" if machine.get("batch_source") else ""
+    programs = "".join(f"; {v}" for v in (machine.get("programs") or {}).values() if v)
     return (f"{machine['cpu']} ({machine['usable_cpus']} usable of {machine['cpu_count']} CPUs"
             f"{mem}), {machine['python']}, numpy {machine['numpy']} ({blas}), {machine['os']}; "
-            f"batch {machine['batch']}{src}")
+            f"batch {machine['batch']}{src}{programs}")

@@ -81,17 +81,25 @@ def shm_used() -> int:
 
 
 class PeakSampler:
-    """Call `sample()` as often as you like; `peak` is the largest total seen (bytes)."""
+    """Call `sample()` as often as you like; `peak` is the largest total seen (bytes).
+
+    `peak_below` is the largest total of the root's descendants alone, from the same
+    samples: the programs a benchmarked process starts (`batch exec`, xargs, GNU
+    parallel and their jobs), without the benchmarked process that waits for them.
+    """
 
     def __init__(self, root: int):
         self.root = root
         self._shm_base = shm_used()
         self.peak = 0
+        self.peak_below = 0
         self.samples = 0
 
     def sample(self) -> int:
-        total = sum(private_pss(pid) for pid in tree(self.root))
-        total += max(0, shm_used() - self._shm_base)
+        own, *below = (private_pss(pid) for pid in tree(self.root))
+        shm = max(0, shm_used() - self._shm_base)
+        total = own + sum(below) + shm
         self.peak = max(self.peak, total)
+        self.peak_below = max(self.peak_below, sum(below) + shm)
         self.samples += 1
         return total

@@ -17,6 +17,9 @@ calls, as its docs intend, so only its first repetition pays the start):
                batch.Executor(n) / ProcessPoolExecutor(n): [ex.submit(fn, x) for x in
                items], then every result: the loop code written for concurrent.futures has
 
+The exec workloads' implementations are programs (batch exec, xargs, GNU parallel, wc),
+run as command lines by _exec.py; each is "installed" when the program is there.
+
 For map_reduce every implementation maps the same function over the same spans of the
 array (batch's own split): the peers receive each chunk as an argument, which is where
 they pickle or copy it, except mpire, whose docs pass a big input as a shared object.
@@ -32,6 +35,7 @@ import math
 from typing import Callable
 
 from .._split import CHUNKS_PER_WORKER, ranges
+from . import _exec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +45,12 @@ class Implementation:
     module: str | None        # what must be importable; None: always there
     make: Callable            # make(workers) -> (map(fn, items), map_reduce(fn, red, data, spans))
     close: Callable = lambda: None   # after the last call: stop what the pool keeps alive
+    available: Callable | None = None   # a program, not a module: is it there?
+    missing: str | None = None          # the note when it is not
 
     def installed(self) -> bool:
+        if self.available is not None:
+            return self.available()
         return self.module is None or importlib.util.find_spec(self.module) is not None
 
 
@@ -181,7 +189,8 @@ def _process_pool_executor():
 
 def _raw(workers):
     def unsupported(*args):
-        raise TypeError("'raw' runs only measurements of shape 'call'")
+        raise TypeError("'raw' and the programs run only measurements of shape 'call' "
+                        "or 'exec'")
     return unsupported, unsupported
 
 
@@ -200,7 +209,22 @@ IMPLEMENTATIONS = {i.key: i for i in [
     Implementation("ppe_submit", "ProcessPoolExecutor.submit loop", None,
                    _submit_loop(_process_pool_executor)),
     Implementation("raw", "os.pipe", None, _raw),
+    # Programs, for the exec workloads (batch/_bench/_exec.py): each runs a command line.
+    Implementation("exec", "batch exec", None, _raw, available=_exec.batch_exec_available,
+                   missing=_exec.EXEC_MISSING),
+    Implementation("xargs", "xargs -P", None, _raw,
+                   available=functools.partial(_exec.on_path, "xargs"),
+                   missing="not installed (apt-get install findutils)"),
+    Implementation("parallel", "GNU parallel", None, _raw,
+                   available=functools.partial(_exec.on_path, "parallel"),
+                   missing="not installed (apt-get install parallel)"),
+    Implementation("wc", "wc -l alone", None, _raw,
+                   available=functools.partial(_exec.on_path, "wc"),
+                   missing="not installed (apt-get install coreutils)"),
 ]}
+
+# The implementations that run in one process, whatever the worker count.
+SINGLE = ("serial", "raw", "wc")
 
 PARALLEL = ("fork", "thread", "mp_pool", "ppe", "ppe_tuned", "joblib", "mpire")
 DEFAULT = ("serial",) + PARALLEL
@@ -208,6 +232,8 @@ DEFAULT = ("serial",) + PARALLEL
 
 def runner(key: str, job, workers: int) -> Callable[[], object]:
     """A no-argument callable that runs `job` once on implementation `key`."""
+    if job.shape == "exec":
+        return _exec.runner(key, job, workers)
     map_, map_reduce = IMPLEMENTATIONS[key].make(workers)
     if job.shape == "map":
         return functools.partial(map_, job.fn, job.data)

@@ -65,7 +65,7 @@ def plan(size: str, workloads, implementations, workers: int) -> list[dict]:
                 if name == "scaling" and key == "serial" and count != 1:
                     continue  # serial does not depend on the worker count
                 out.append({"workload": name, "implementation": key, "size": size,
-                            "workers": 1 if key in ("serial", "raw") else count})
+                            "workers": 1 if key in _peers.SINGLE else count})
     return out
 
 
@@ -78,7 +78,7 @@ def measure(spec: dict, *, repeat: int, timeout: float, memory: bool = True,
     if impl.key in wl.skip:
         row["note"] = wl.skip[impl.key]
     elif not impl.installed():
-        row["note"] = f"not installed (pip install {impl.module})"
+        row["note"] = impl.missing or f"not installed (pip install {impl.module})"
     if row["note"]:
         for _ in planned_runs(spec, repeat, memory):
             tick()
@@ -126,6 +126,8 @@ def _session(spec, env, runs, row, timeout, tick) -> None:
             row["digest"] = done["digest"]
             if sampler is not None:
                 row["peak_bytes"] = sampler.peak
+                if _workloads.WORKLOADS[spec["workload"]].programs:
+                    row["peak_below_bytes"] = sampler.peak_below
             if run is not None:
                 row["times"].append(done["seconds"])
             tick()

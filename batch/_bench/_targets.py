@@ -1,4 +1,4 @@
-"""Derived figures (speedup, items/s, bandwidth) and issue 5's targets, judged per run.
+"""Derived figures (speedup, items/s, bandwidth) and issues 5 and 10's targets, judged.
 
 Every ratio compares medians measured side by side in the same run. Targets are
 reported, never asserted: a missed one is a finding for the engine, not a failed test.
@@ -31,11 +31,25 @@ _SPECS = [
 
 STDLIB = ("mp_pool", "ppe", "ppe_tuned")
 
+# Issue 10's targets for `batch exec`: (workload, what, other, required, kind), batch exec
+# being the measured side. "tree_mib": the peak of the programs' own process tree, in MiB.
+_EXEC_SPECS = [
+    ("exec_true", "batch exec jobs/s vs xargs -P", "xargs", 0.8, "items"),
+    ("exec_true", "batch exec jobs/s vs GNU parallel", "parallel", 4.0, "items"),
+    ("exec_echo", "batch exec jobs/s vs xargs -P", "xargs", 0.8, "items"),
+    ("exec_echo", "batch exec jobs/s vs GNU parallel", "parallel", 4.0, "items"),
+    ("exec_pipe", "batch exec --pipe vs one wc -l", "wc", 1.6, "faster"),
+    ("exec_pipe", "batch exec --pipe: peak MiB of its tree", "tree_mib", 100.0, "at_most"),
+]
+
+# The speedup baseline of a workload: batch serial, or for exec_pipe one `wc -l`.
+BASELINES = ("serial", "wc")
+
 
 def derive(rows: list[dict]) -> None:
     """Add speedup, items_per_s, gbps, pipe_fraction and peak_per_input to rows in place."""
     serial = {r["workload"]: r["median"] for r in rows
-              if r["implementation"] == "serial" and r.get("median")}
+              if r["implementation"] in BASELINES and r.get("median")}
     pipe = next((r for r in rows if r["workload"] == "pipe" and r.get("median")), None)
     if pipe is not None:
         pipe["gbps"] = pipe["result_bytes"] / pipe["median"] / 1e9
@@ -51,7 +65,9 @@ def derive(rows: list[dict]) -> None:
             # Only results that cross a process boundary go through a pipe at all.
             if pipe is not None and r["implementation"] not in ("serial", "thread", "raw"):
                 r["pipe_fraction"] = r["gbps"] / pipe["gbps"]
-        if r.get("input_bytes") and r.get("peak_bytes"):
+        if r["workload"] == "exec_pipe" and r.get("input_bytes"):
+            r["gbps"] = r["input_bytes"] / med / 1e9  # a file read by cat: not in memory
+        elif r.get("input_bytes") and r.get("peak_bytes"):
             r["peak_per_input"] = r["peak_bytes"] / r["input_bytes"]
 
 
@@ -84,9 +100,31 @@ def judge(rows: list[dict], workers: int) -> list[dict]:
                 if ref is not None:
                     measured = (mine["items_per_s"] / ref["items_per_s"] if kind == "items"
                                 else ref["median"] / mine["median"])
-        met = None if measured is None else (
-            measured <= required if kind == "at_most" else measured >= required)
-        sign = "<=" if kind == "at_most" else ">="
-        out.append({"workload": workload, "target": what, "required": f"{sign} {required:g}",
-                    "measured": measured, "met": met})
+        out.append(_judged(workload, what, required, kind, measured))
+    for workload, what, other, required, kind in _EXEC_SPECS:
+        if workload in ran:
+            out.append(_judged(workload, what, required, kind,
+                               _exec_figure(row(workload, "exec"), row, workload, other, kind)))
     return out
+
+
+def _exec_figure(mine, row, workload, other, kind):
+    if mine is None:
+        return None
+    if other == "tree_mib":
+        below = mine.get("peak_below_bytes")
+        return None if below is None else below / 2**20
+    ref = row(workload, other)
+    if ref is None:
+        return None
+    if kind == "items":
+        return mine["items_per_s"] / ref["items_per_s"]
+    return ref["median"] / mine["median"]
+
+
+def _judged(workload, what, required, kind, measured) -> dict:
+    met = None if measured is None else (
+        measured <= required if kind == "at_most" else measured >= required)
+    sign = "<=" if kind == "at_most" else ">="
+    return {"workload": workload, "target": what, "required": f"{sign} {required:g}",
+            "measured": measured, "met": met}

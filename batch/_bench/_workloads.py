@@ -7,6 +7,7 @@ one of three shapes that every implementation knows how to run:
     map         [fn(x) for x in items]                       -> a list
     map_reduce  reduce(reducer, [fn(data[a:b]) for a, b in spans])
     call        fn(): a measurement with no implementation (raw pipe bandwidth)
+    exec        a command line per implementation, timed to its exit (_exec.py)
 
 Every check compares against a value known in closed form, never against another
 implementation's output, so a wrong answer is caught even when everyone agrees on it.
@@ -16,10 +17,13 @@ The functions mapped here live at module level so every peer can pickle them by 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
 from typing import Any, Callable
 
 import numpy as np
+
+from . import _exec
 
 SIZES = ("tiny", "quick", "full")
 
@@ -33,7 +37,7 @@ _ZETA_MINUS_HALF = -0.2078862250607980
 
 @dataclasses.dataclass
 class Job:
-    shape: str                       # "map", "map_reduce" or "call"
+    shape: str                       # "map", "map_reduce", "call" or "exec"
     fn: Callable
     data: Any = None
     reducer: Callable | None = None
@@ -54,6 +58,7 @@ class Workload:
     env: dict = dataclasses.field(default_factory=dict)
     implementations: tuple | None = None   # None: every implementation
     skip: dict = dataclasses.field(default_factory=dict)   # implementation -> why
+    programs: bool = False           # runs programs: their own tree's peak is reported
 
 
 class WrongResult(AssertionError):
@@ -260,4 +265,19 @@ WORKLOADS = {w.name: w for w in [
     Workload("scaling", "Fixed pure-Python work on 1 .. all cores: where does each pool flatten?",
              {"tiny": {"items": 16}, "quick": {"items": 120}, "full": {"items": 800}},
              _gil_bound),
+    Workload("exec_true", "2,000 jobs of `true`: how many programs a second does each start?",
+             {"tiny": {"jobs": 20}, "quick": {"jobs": 200}, "full": {"jobs": 2000}},
+             functools.partial(_exec.items_job, "true"),
+             implementations=("exec", "xargs", "parallel"), programs=True),
+    Workload("exec_echo", "2,000 jobs of `sh -c 'echo {}'`, output captured: jobs a second?",
+             {"tiny": {"jobs": 20}, "quick": {"jobs": 200}, "full": {"jobs": 2000}},
+             functools.partial(_exec.items_job, "echo"),
+             implementations=("exec", "xargs", "parallel"), programs=True),
+    Workload("exec_pipe", "1 GiB of text through --pipe into `wc -l`: faster than one "
+             "`wc -l`, in bounded memory?",
+             {"tiny": {"bytes": 2 << 20}, "quick": {"bytes": 64 << 20},
+              "full": {"bytes": 1 << 30}},
+             # Not GNU parallel --pipe: 26 s a GiB here (0.04 GB/s, against 1.2 GB/s for
+             # one wc -l), six times per run, and no target compares with it.
+             _exec.text_job, implementations=("wc", "exec"), programs=True),
 ]}

@@ -12,7 +12,8 @@ import os
 import sys
 
 WORKLOAD_NAMES = ("gil_bound", "numpy_gil_release", "big_input", "tiny_tasks", "executor",
-                  "startup", "startup_big", "big_results", "pipe", "scaling")
+                  "startup", "startup_big", "big_results", "pipe", "scaling", "exec_true",
+                  "exec_echo", "exec_pipe")
 IMPLEMENTATION_NAMES = ("serial", "fork", "thread", "mp_pool", "ppe", "ppe_tuned", "joblib",
                         "mpire")
 
@@ -23,8 +24,9 @@ class UsageError(ValueError):
 
 def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.description = ("Time batch's fork, thread and serial backends against "
-                          "multiprocessing.Pool, ProcessPoolExecutor, joblib and mpire on "
-                          "this machine, with peak memory of each whole process tree.")
+                          "multiprocessing.Pool, ProcessPoolExecutor, joblib and mpire, and "
+                          "batch exec against xargs -P and GNU parallel, on this machine, "
+                          "with peak memory of each whole process tree.")
     parser.add_argument("--quick", action="store_const", const="quick", dest="size",
                         help="small inputs, 3 repetitions: under a minute on 2 cores")
     parser.add_argument("--size", choices=("tiny", "quick", "full"), default="full",

@@ -13,20 +13,7 @@ import re
 from .. import _controls
 from .._exits import UsageError
 from .._parser import add_debug
-
-# GNU parallel's unit prefixes (man parallel, UNIT PREFIX): upper case are powers of 1024,
-# lower case of 1000, so --block 1M is 1048576 bytes and 1m is 1000000.
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40,
-          "k": 10 ** 3, "m": 10 ** 6, "g": 10 ** 9, "t": 10 ** 12}
-
-
-def size(text: str) -> int:
-    """1M, 512k, 65536: bytes."""
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgGtT]?)", text.strip())
-    if not m or float(m.group(1)) * _UNITS[m.group(2)] < 1:
-        raise argparse.ArgumentTypeError(f"expected a size like 1M or 65536, got {text!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
-
+from ._blocks import block_size
 
 def env_pair(text: str) -> tuple[str, str]:
     name, eq, value = text.partition("=")
@@ -57,7 +44,7 @@ def add_parser(sub, func):
     src.add_argument("--colsep", metavar="REGEX", help="split each item into {1} {2} ...")
     src.add_argument("--pipe", action="store_true",
                      help="cut stdin into blocks and feed each to a job's stdin instead")
-    src.add_argument("--block", type=size, default=1 << 20, metavar="SIZE",
+    src.add_argument("--block", type=block_size, default=1 << 20, metavar="SIZE",
                      help="--pipe block size (default 1M), cut at a record end")
     src.add_argument("--recend", metavar="STR",
                      help="--pipe record end (default newline; NUL with -0)")

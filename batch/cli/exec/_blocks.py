@@ -1,0 +1,143 @@
+"""`--pipe`: stdin cut into blocks of about `--block` bytes, each ending at a record end.
+
+    stdin (a pipe, a file, zcat's output; any size)
+        │  readinto one reused bytearray of `size` bytes (no per-read allocation)
+        ▼
+    buffer: [ ... complete records ... last recend | partial record ]
+        │  rfind(recend) inside the first `size` bytes: the cut
+        ▼
+    yield bytes(buffer[:cut])  ──► one job's stdin
+    buffer[:rest] = buffer[cut:filled]   the partial record moves to the front, once
+
+GNU parallel's meaning (man parallel, --pipe and --block): a block of `size` bytes is read,
+"the final partial record removed before the block is passed on to the job. The partial
+record will be prepended to next block." So every block but the last ends with `recend`,
+and no block is longer than `size` unless it is one record longer than `size`: that record
+goes whole in a block of its own (GNU warns and grows its block; we grow the buffer for
+that one record, doubling so the reading stays linear, and shrink it again after).
+`recend=b""` means no record structure (GNU's `--recend ''`): cut every `size` bytes.
+
+Memory: the buffer (`size`, or about twice the longest record while one is longer) plus
+the block just yielded, whatever the input size. Each input byte is copied at most twice
+(into the yielded bytes; once more if it was in the partial record moved to the front),
+so the cost is linear: the buffer is never rebuilt by concatenation. Blocks are `bytes`,
+not views of the buffer, so a consumer may keep one while the next is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import BinaryIO, Iterator
+
+# GNU parallel's UNIT PREFIX (man parallel): upper case are powers of 1024, lower case of
+# 1000, so `--block 1M` is 1048576 bytes and `--block 1m` is 1000000.
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50,
+          "k": 10 ** 3, "m": 10 ** 6, "g": 10 ** 9, "t": 10 ** 12, "p": 10 ** 15}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGTPkmgtp]?)\s*")
+
+DEFAULT_BLOCK = "1M"
+
+
+def block_size(text: str) -> int:
+    """`--block SIZE`: bytes, with GNU parallel's K/M/G/T/P (1024) and k/m/g/t/p (1000).
+
+    An argparse type: a bad value raises ArgumentTypeError, so it is a usage error before
+    any input is read. Fractions are allowed where they make whole bytes worth it
+    (`1.5M`), rounded down; GNU's arithmetic expressions (`1M-12*2k`) are not.
+    """
+    match = _SIZE.fullmatch(text)
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 1M, 512K or 65536, got {text!r}")
+    number, unit = match.groups()
+    value = int(float(number) * _UNITS[unit]) if "." in number else int(number) * _UNITS[unit]
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
+    return value
+
+
+def blocks(stream: BinaryIO, size: int, recend: bytes = b"\n") -> Iterator[bytes]:
+    """Yield the bytes of `stream` in blocks of about `size` bytes, each cut after `recend`.
+
+    The concatenation of the blocks is exactly the input; an empty input yields nothing.
+    `stream` needs `readinto` (a raw or buffered binary file) or else `read`.
+    """
+    if size < 1:
+        raise ValueError(f"block size must be at least 1 byte, got {size}")
+    recend = bytes(recend)
+    # One byte more than a block: when the rest of the input fits in one block, that is
+    # known before cutting, whatever sizes the reads return, so the cut is deterministic.
+    buf = bytearray(size + 1)
+    filled = cut = 0
+    eof = False
+    while True:
+        if cut:  # the last block was handed over: the partial record after it moves up
+            rest = filled - cut
+            buf[:rest] = buf[cut:filled]
+            filled = rest
+            if len(buf) > size + 1 and filled <= size + 1:
+                del buf[size + 1:]  # back to one block's worth after a long record
+        while filled <= size and not eof:
+            n = _read_into(stream, buf, filled, size + 1)
+            eof = n == 0
+            filled += n
+        if not filled:
+            return
+        if eof and filled <= size:
+            cut = filled  # the rest fits: the last block, perhaps without a trailing recend
+        elif not recend:
+            cut = size
+        else:
+            cut = buf.rfind(recend, 0, size) + len(recend)
+            if cut < len(recend):  # no record ends inside the block: one long record
+                buf, filled, eof, cut = _one_long_record(stream, buf, filled, eof, size,
+                                                         recend)
+        # Yielded straight from the call, so this frame keeps no reference to the block
+        # while the consumer works on it: once the consumer drops it, it is freed.
+        yield _head(buf, cut)
+
+
+def _head(buf: bytearray, cut: int) -> bytes:
+    with memoryview(buf) as view, view[:cut] as head:
+        return head.tobytes()
+
+
+def _one_long_record(stream, buf, filled, eof, size, recend):
+    """Read on until the first record (longer than `size`) ends; its end is the cut.
+
+    The buffer doubles (in place) whenever it is full, so a record of L bytes costs O(L)
+    reading and at most about 2L of buffer (3L for a moment while it grows). Returns the
+    buffer's new state and the cut.
+    """
+    start = max(0, size - len(recend) + 1)  # a recend may straddle `size`
+    while True:
+        found = buf.find(recend, start, filled)
+        if found >= 0:
+            return buf, filled, eof, found + len(recend)
+        if eof:
+            return buf, filled, eof, filled  # the input ends inside its last record
+        start = max(0, filled - len(recend) + 1)
+        if filled == len(buf):
+            buf.extend(bytes(len(buf)))
+        n = _read_into(stream, buf, filled, len(buf))
+        eof = n == 0
+        filled += n
+
+
+def _read_into(stream, buf: bytearray, start: int, stop: int) -> int:
+    """Read up to stop - start bytes into buf[start:stop]; 0 at end of input.
+
+    The views are released before returning: a bytearray with a live export cannot be
+    resized, and the caller resizes it.
+    """
+    readinto = getattr(stream, "readinto", None)
+    with memoryview(buf) as view, view[start:stop] as part:
+        if readinto is not None:
+            n = readinto(part)
+            if n is None:  # would silently end the input early: refuse instead
+                raise ValueError("--pipe needs a blocking input stream")
+            return n
+        data = stream.read(stop - start)
+        part[:len(data)] = data
+        return len(data)
