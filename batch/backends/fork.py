@@ -49,6 +49,16 @@ STOP_GRACE = 0.5
 
 _warned_threads = False
 
+# gc.freeze() before every fork and gc.unfreeze() after it cost nothing with the GIL
+# (two list splices), so the parent's collector is back to normal between forks. In the
+# free-threaded build (3.13t) there are no generation lists: both walk the whole heap
+# and write every object's header, and the unfreeze, done while the new child shares
+# those pages, takes a copy-on-write fault on each. Measured on 3.13.15t with 690,000
+# objects (pytest and distributed imported): freeze 31 ms, unfreeze 24 ms, and a 2-item
+# fork pmap 189 ms against 29 ms on 3.13.15 with the GIL. There the heap is frozen once
+# per run, at its first fork, and unfrozen in close(), after every worker is reaped.
+_FREEZE_PER_RUN = _platform.FREE_THREADED_BUILD
+
 
 class _Worker:
     __slots__ = ("pid", "fd", "task_fd", "task", "first", "reader", "started", "t0")
@@ -88,6 +98,7 @@ class ForkBackend:
         self._finishing = False  # no new chunk will come: idle workers are let go
         self._blas_threads = max(1, _cpus.usable_cpus() // max(1, workers))
         self._restore_blas = None  # set at the first fork: an unused backend changes nothing
+        self._frozen = False  # gc.freeze() in force until close() (free-threaded build)
 
     # --- starting ---------------------------------------------------------------------
 
@@ -118,16 +129,20 @@ class ForkBackend:
         try:
             _platform.enlarge_pipe(w)
             with _signals.signals_blocked():
-                gc.freeze()  # the child's collector then leaves the shared pages alone
+                if not self._frozen:
+                    gc.freeze()  # the child's collector then leaves the shared pages alone
+                    self._frozen = _FREEZE_PER_RUN
                 try:
-                    pid = os.fork()
+                    pid = _fork_quietly()
                 except BaseException:
                     gc.unfreeze()
+                    self._frozen = False
                     raise
                 if pid == 0:
                     _worker.main(task, w, tr, [r, tw, *self._own_fds()], os.getppid(),
                                  self._initializer, self._initargs)  # never returns
-                gc.unfreeze()
+                if not _FREEZE_PER_RUN:
+                    gc.unfreeze()
                 for i in (1, 2):  # the worker's ends: closed here at once
                     if fds[i] >= 0:
                         os.close(fds[i])
@@ -142,6 +157,11 @@ class ForkBackend:
             for fd in fds:
                 if fd >= 0:
                     os.close(fd)
+
+    def _unfreeze(self) -> None:
+        if self._frozen:
+            self._frozen = False
+            gc.unfreeze()
 
     def _own_fds(self):
         """The coordinator's fds a new worker inherits and must close at once: a task
@@ -292,6 +312,7 @@ class ForkBackend:
                 self._sel.unregister(self._wake_fd)
                 self._wake_fd = -1
             self._sel.close()
+            self._unfreeze()
             if self._restore_blas is not None:
                 self._restore_blas()
                 self._restore_blas = None
@@ -302,8 +323,34 @@ def _warn_if_threads() -> None:
     if _warned_threads or threading.active_count() <= 1:
         return
     _warned_threads = True
+    if _platform.FREE_THREADED_BUILD and not _platform.gil_enabled():
+        advice = ("On this free-threaded build backend='thread' runs Python on every core "
+                  "without forking (backend=None picks it unless a timeout is set).")
+    else:
+        advice = ("Start threads after the run, or use backend='thread' for work that "
+                  "releases the GIL (numpy, I/O).")
+    if sys.version_info >= (3, 12):
+        advice += (" (CPython 3.12+ deprecates fork with threads alive for this reason; "
+                   "batch silences its DeprecationWarning in favour of this one.)")
     warnings.warn(
         f"batch is forking while {threading.active_count() - 1} other thread(s) are alive; "
         "a lock one of them holds stays locked forever in the child and can hang it. "
-        "Start threads after the run, or use backend='thread'.",
-        RuntimeWarning, stacklevel=5)
+        + advice, RuntimeWarning, stacklevel=5)
+
+
+def _fork_quietly() -> int:
+    """os.fork(), without CPython's DeprecationWarning about threads (3.12+): with Python
+    threads alive batch has just given its own warning, with what to do; OS threads
+    alone (a BLAS pool) are safe, as the BLAS libraries reset their pool after a fork.
+
+    CPython counts the OS's threads, so the filter is needed for every fork, not only
+    when threading knows of other threads. catch_warnings swaps the process-wide filter
+    list for the length of the fork call: a filter another thread adds in that instant
+    is lost (3.14's context-aware warnings make it per thread).
+    """
+    if sys.version_info < (3, 12):
+        return os.fork()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"This process \(pid=\d+\) is multi-threaded",
+                                DeprecationWarning)
+        return os.fork()
