@@ -20,10 +20,52 @@ if _platform.HAS_FORK:
     _platform.prepare_fork()
 
 
-def resolve(name: str | None) -> str:
-    """The backend a run will use: the default, or the one asked for, checked."""
+def default(*, timeout: float | None = None) -> tuple[str, str]:
+    """The backend `backend=None` means for a call here, and why (batch info prints it).
+
+    Asked for every call (Pool: every map, imap, map_reduce), because the answer can
+    change while a program runs: see "the GIL turned back on" below.
+
+    - No fork on this platform: thread.
+    - A build with the GIL: fork. One thread at a time runs Python, so threads gain
+      nothing on pure-Python work (gil_bound on 3.11 and 3.13: thread 1.0x serial, fork
+      1.9x on 2 cores), and fork's copy-on-write input costs no memory.
+    - A free-threaded build (python3.13t, 3.14t; PEP 703) with the GIL off: thread. It
+      is the fastest or level on every workload of `batch bench`, measured side by side
+      with fork on 3.13.15t and on 3.13.15 with the GIL (benchmarks/README.md, "Free
+      threading"): pure-Python work runs on every core in threads as in processes, and
+      threads pay no fork, no copy-on-write faults and no encoding of results, which
+      decides tiny tasks and big results.
+    - ...unless the GIL is on again: importing an extension module that does not
+      declare itself safe without the GIL turns the GIL back on for the whole process
+      (CPython warns when it does). Threads then gain nothing again, and such a module
+      is exactly the thread-unsafe C code a forked worker keeps to itself: fork.
+    - ...or a timeout is set: a thread cannot be stopped from outside, so a chunk past
+      its timeout would run on to the end (backends/thread.py); a forked worker is
+      killed. Correctness over speed: fork.
+
+    Tried and left: choosing by the call's input (its size, numpy or not). On the
+    free-threaded build no input shape was measured where fork won, so the shape would
+    only add a rule that never changes the answer.
+    """
+    if not _platform.HAS_FORK:
+        return "thread", "this platform has no fork"
+    if not _platform.FREE_THREADED_BUILD:
+        return "fork", ("the GIL runs one thread at a time: processes use every core "
+                        "for Python code")
+    if _platform.gil_enabled():
+        return "fork", ("free-threaded build, but an imported extension module turned "
+                        "the GIL back on")
+    if timeout is not None:
+        return "fork", "a timeout is set, and only a process can be stopped"
+    return "thread", ("free-threaded build with the GIL off: threads run Python on every "
+                      "core, with no fork and no result to encode")
+
+
+def resolve(name: str | None, *, timeout: float | None = None) -> str:
+    """The backend a run will use: default() for None, else the one asked for, checked."""
     if name is None:
-        return _platform.default_backend()
+        return default(timeout=timeout)[0]
     if name not in NAMES:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
     if name == "fork" and not _platform.HAS_FORK:

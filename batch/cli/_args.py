@@ -11,7 +11,7 @@ import argparse
 import math
 import os
 
-from .. import __version__, _cpus, _platform, backends
+from .. import __version__, _cpus, backends
 from . import _builtins
 
 
@@ -71,6 +71,12 @@ def _range(text: str) -> tuple[float, float]:
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise argparse.ArgumentTypeError(f"expected finite LO < HI, got {text!r}")
     return lo, hi
+
+
+def _backend_help() -> str:
+    plain, timed = backends.default()[0], backends.default(timeout=1.0)[0]
+    return (f"default: {plain} on this interpreter"
+            + (f", {timed} with --timeout" if timed != plain else "") + " (batch info says why)")
 
 
 def build(commands: dict) -> Parser:
@@ -147,7 +153,7 @@ def _run_parser(sub):
     size.add_argument("--chunk-size", type=_positive_int, metavar="N",
                       help="N items (rows, lines, files) per chunk")
     ctl.add_argument("--backend", choices=backends.NAMES,
-                     help=f"default: {_platform.default_backend()}")
+                     help=_backend_help())
     ctl.add_argument("--scheduler", metavar="ADDRESS",
                      help="the Dask scheduler for --backend dask (default: $BATCH_SCHEDULER)")
     ctl.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="per chunk")

@@ -72,7 +72,7 @@ def run(args) -> int:
 
 def _controls(args) -> Controls:
     try:
-        backend = backends.resolve(args.backend)
+        backend = backends.resolve(args.backend, timeout=args.timeout)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.scheduler is not None and backend != "dask":
