@@ -192,6 +192,6 @@ def test_fork_with_threads_alive_gives_one_warning_with_advice_for_this_build(
     # CPython 3.12+'s own DeprecationWarning from os.fork is replaced by batch's.
     assert [w.category for w in caught] == [RuntimeWarning], [str(w.message) for w in caught]
     text = str(caught[0].message)
-    assert "1 other thread(s) are alive" in text
+    assert "other thread(s) are alive" in text  # ours, and any an earlier test left
     assert ("free-threaded build" in text) == free_threaded
     assert ("releases the GIL" in text) != free_threaded
