@@ -156,11 +156,17 @@ def plot(data: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in data["rows"] if r.get("median")]
-    if _pythons(data):  # one series per implementation and interpreter
+    impls = list(dict.fromkeys(r["label"] for r in rows if r["implementation"] != "raw"))
+    colors = {label: f"C{i % 10}" for i, label in enumerate(impls)}
+    pythons = _pythons(data)
+    if pythons:  # one series per implementation and interpreter: a colour per
+        # implementation, lighter for each interpreter after the first
+        from matplotlib.colors import to_rgb
+        colors = {f"{impl} {py}": tuple(c + (1 - c) * 0.6 * j / max(1, len(pythons) - 1)
+                                        for c in to_rgb(colors[impl]))
+                  for impl in impls for j, py in enumerate(pythons)}
         rows = [dict(r, label=f"{r['label']} {r['python']}") for r in rows]
-    labels = list(dict.fromkeys(r["label"] for r in rows if r["implementation"] != "raw"))
-    palette = matplotlib.colormaps["tab20" if len(labels) > 10 else "tab10"]
-    colors = {label: palette(i % palette.N) for i, label in enumerate(labels)}
+    labels = [label for label in colors if any(r["label"] == label for r in rows)]
     fig, (bars, start, lines) = plt.subplots(1, 3, figsize=(16, 5.8),
                                              gridspec_kw={"width_ratios": [5, 2, 2]})
     _grouped(bars, [r for r in rows if r["workload"] not in _NOT_SPEEDUP],
