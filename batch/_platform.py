@@ -48,7 +48,6 @@ def gil_enabled() -> bool:
     """Whether the GIL is on now. In a free-threaded build importing an extension module
     that does not declare itself safe without the GIL turns it back on for the process
     (with a RuntimeWarning), so this is asked per call, never cached."""
-    import sys
     return getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
