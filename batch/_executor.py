@@ -41,14 +41,14 @@ class Executor(cf.Executor):
     retries runs a failed call again, in a fresh worker, that many times.
     """
 
-    def __new__(cls, *args, backend=None, **kwargs):
-        if cls is Executor and backends.resolve(backend) == "thread":
+    def __new__(cls, *args, backend=None, timeout=None, **kwargs):
+        if cls is Executor and backends.resolve(backend, timeout=timeout) == "thread":
             cls = _ThreadExecutor
         return super().__new__(cls)
 
     def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(), *,
                  max_tasks_per_child=None, backend=None, timeout=None, retries=0):
-        name = backends.resolve(backend)
+        name = backends.resolve(backend, timeout=timeout)
         if name == "dask":
             raise ValueError("batch.Executor runs on this machine: backend 'fork', 'thread' "
                              "or 'serial' (a Dask cluster has its own futures)")

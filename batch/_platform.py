@@ -12,6 +12,7 @@ import mmap
 import os
 import select
 import signal
+import sys
 import time
 
 try:  # os.wait4 imports it on first use; here, so that the first run does not grow
@@ -33,8 +34,18 @@ HAS_FORK = hasattr(os, "fork")
 IN_WORKER = False
 
 
-def default_backend() -> str:
-    return "fork" if HAS_FORK else "thread"
+# --- the interpreter: GIL or free threading (PEP 703) ----------------------------------
+
+# sysconfig's Py_GIL_DISABLED is 1 in a free-threaded build (python3.13t, 3.14t); the
+# "t" in sys.abiflags says the same without importing sysconfig (not on Windows).
+FREE_THREADED_BUILD = "t" in getattr(sys, "abiflags", "")
+
+
+def gil_enabled() -> bool:
+    """Whether the GIL is on now. In a free-threaded build importing an extension module
+    that does not declare itself safe without the GIL turns it back on for the process
+    (with a RuntimeWarning), so this is asked per call, never cached."""
+    return getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
 # --- pipes ----------------------------------------------------------------------------

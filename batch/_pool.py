@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 from typing import Any, Callable, Iterable, Iterator
 
 from . import _coordinator, _cpus, _platform, _progress, _split, backends
@@ -48,8 +49,11 @@ class Pool:
     def __init__(self, workers: int | None = None, backend: str | None = None, *,
                  address: str | None = None, client=None, **defaults):
         workers = _split.positive("workers", workers)
-        self.backend = backends.resolve(backend)
         self._defaults = _options(defaults, dict(_OPTIONS))
+        # backend=None is decided again for every call, which may set its own timeout
+        # and may come after an import that turned a free-threaded build's GIL back on.
+        self._auto = backend is None
+        self.backend = backends.resolve(backend, timeout=self._defaults["timeout"])
         # --- Dask: where runs go, kept for the Pool's lifetime (backends/_dask_cluster.py)
         self._cluster = backends.cluster(self.backend, workers=workers, address=address,
                                          client=client)
@@ -57,6 +61,7 @@ class Pool:
         self.workers = workers or threads or _cpus.usable_cpus()
         # ---
         self._submitter = None
+        self._submit_lock = threading.Lock()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -134,11 +139,12 @@ class Pool:
         finish rather than starting an unbounded number of processes.
         """
         self._check_open()
-        if self._submitter is None and self._cluster is not None:  # Dask: its own futures
-            self._submitter = self._cluster.submitter(self._defaults)
-        if self._submitter is None:
-            from ._submit import submitter
-            self._submitter = submitter(self.backend, self.workers, self._defaults)
+        with self._submit_lock:  # two threads' first submits must not make two executors
+            if self._submitter is None and self._cluster is not None:  # Dask: its own futures
+                self._submitter = self._cluster.submitter(self._defaults)
+            if self._submitter is None:
+                from ._submit import submitter
+                self._submitter = submitter(self.backend, self.workers, self._defaults)
         return self._submitter.submit(fn, args, kwargs)
 
     def close(self, *, cancel: bool = False) -> None:
@@ -171,7 +177,8 @@ class Pool:
         (with _platform.inheritable) before user code can see the results.
         """
         # Inside a forked worker a nested map runs serially instead of forking again.
-        name = "serial" if _platform.IN_WORKER else self.backend
+        name = "serial" if _platform.IN_WORKER else \
+            backends.resolve(None, timeout=opts["timeout"]) if self._auto else self.backend
         # Dask: this Pool's cluster, and `retries` for Dask's own (backends/dask.py)
         extra = {"cluster": self._cluster, "retries": opts["retries"]} if name == "dask" else {}
         backend = backends.create(name, workers=self.workers, initializer=opts["initializer"],

@@ -167,3 +167,49 @@ def test_importing_the_command_loads_no_peer_and_no_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.timeout(90)
+def test_several_interpreters_run_side_by_side(tmp_path, capsys):
+    import sys
+    out_json = tmp_path / "bench.json"
+    code = command.main(["--size", "tiny", "--only", "gil_bound,tiny_tasks",
+                         "--implementations", "serial,thread,mpire", "--repeat", "1",
+                         "--no-progress", "--python", sys.executable, "--python",
+                         sys.executable, "--json", str(out_json)])
+    table = capsys.readouterr().out
+    assert code == 0, table
+    data = json.loads(out_json.read_text())
+    first, second = (py["label"] for py in data["machine"]["interpreters"])
+    assert second == f"{first}#2"  # the same interpreter twice: told apart
+    rows = data["rows"]
+    # Every measurement on both, one after the other, each in its own interpreter.
+    assert [r["python"] for r in rows] == [first, second] * (len(rows) // 2)
+    assert all(r["executable"] == sys.executable for r in rows)
+    for r in rows:
+        if r["implementation"] == "mpire":  # what the interpreter has decides the skip
+            assert (r["note"] is None) == bool(_has("mpire"))
+            continue
+        assert r["error"] is None and r["digest"], r
+        assert r["speedup"] == pytest.approx(
+            next(s["median"] for s in rows if s["implementation"] == "serial" and
+                 s["workload"] == r["workload"] and s["python"] == r["python"]) / r["median"])
+        assert r["vs_first"] == pytest.approx(
+            next(s["median"] for s in rows if s["implementation"] == "serial" and
+                 s["workload"] == r["workload"] and s["python"] == first) / r["median"])
+    assert {t["python"] for t in data["targets"]} == {first, second}
+    header = table.splitlines()
+    assert header[1].startswith("interpreters: ") and f"{first} (" in header[1]
+    assert "python" in header[4] and f"vs {first} serial" in header[4]
+
+
+def test_an_interpreter_that_cannot_run_the_benchmarks_is_refused(capsys, tmp_path):
+    assert command.main(["--python", str(tmp_path / "nopython")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("batch: error: --python cannot run") and err.count("\n") == 1
+    venv = tmp_path / "bare"  # a Python without numpy: refused before any measurement
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    assert command.main(["--python", str(venv / "bin" / "python")]) == 2
+    assert "cannot import numpy, msgpack there" in capsys.readouterr().err

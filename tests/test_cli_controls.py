@@ -55,8 +55,10 @@ def read_log(path):
 
 
 def test_joblog_has_one_row_per_chunk_and_progress_counts_items(tmp_path):
+    # --backend fork: the rows name worker processes (a free-threaded build's default
+    # runs chunks in threads of this one).
     p = batch("run", NUMBERS, "--chunks", 5, "--workers", 2, "--joblog", tmp_path / "log.tsv",
-              "--progress")
+              "--progress", "--backend", "fork")
     assert p.returncode == 0, p.stderr
     assert f"{A.size // 1000}k/{A.size // 1000}k" in p.stderr and " rows/s" in p.stderr
     rows = read_log(tmp_path / "log.tsv")
@@ -109,7 +111,8 @@ def test_without_keep_going_the_first_failure_stops_the_run(job):
 @pytest.mark.timeout(60)
 def test_retries_run_a_crashed_chunk_again(job):
     p = batch("run", "r.npy", "--map", "jobs:die_once", "--reduce", "sum", "--chunks", 2,
-              "--retries", 1, "--joblog", "log.tsv", "--format", "json", cwd=job)
+              "--retries", 1, "--joblog", "log.tsv", "--format", "json", "--backend", "fork",
+              cwd=job)
     assert p.returncode == 0, p.stderr
     assert float(p.stdout) == np.arange(2000.0).sum()
     assert {r["attempt"] for r in read_log(job / "log.tsv")} == {"2"}
@@ -154,7 +157,7 @@ def test_checkpoint_survives_ctrl_c_and_resumes_to_the_same_output(job):
 @pytest.mark.timeout(60)
 def test_sigterm_stops_every_worker_and_exits_143(job):
     proc = start("run", "r.npy", "--map", "jobs:record_and_sleep", "--chunks", 4,
-                 "--workers", 2, cwd=job)
+                 "--workers", 2, "--backend", "fork", cwd=job)
     try:
         deadline = time.monotonic() + 30
         while len(list(job.glob("pid-*"))) < 2 and time.monotonic() < deadline:

@@ -138,7 +138,9 @@ SCRIPT = textwrap.dedent("""
             f.write("x")
         time.sleep(60)
 
-    batch.pmap(stuck, range(4), workers=2, chunksize=1)
+    # fork: the tests signal and count worker processes (on a free-threaded build the
+    # default runs threads).
+    batch.pmap(stuck, range(4), workers=2, chunksize=1, backend="fork")
 """)
 
 
@@ -191,7 +193,7 @@ def test_ctrl_c_to_batch_run_exits_130_with_no_orphan(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
         [sys.executable, "-m", "batch", "run", "x.npy", "--map", "stuck.py:record_and_sleep",
-         "--reduce", "none", "--chunks", "4", "--workers", "2"],
+         "--reduce", "none", "--chunks", "4", "--workers", "2", "--backend", "fork"],
         cwd=tmp_path, env=env, preexec_fn=default_signals, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30

@@ -69,7 +69,10 @@ def _once(run, job, send) -> bool:
     except BaseException as exc:
         send(error=_one_line(exc), detail=traceback.format_exc())
         return False
-    send(seconds=seconds, digest=digest)
+    # Whether the GIL was on, asked after the run: a free-threaded build turns it back
+    # on when an extension module without free-threading support is imported (a peer's).
+    send(seconds=seconds, digest=digest,
+         gil_enabled=getattr(sys, "_is_gil_enabled", lambda: True)())
     return True
 
 

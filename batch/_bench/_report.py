@@ -12,6 +12,9 @@ from . import _machine
 COLUMNS = ("workload", "implementation", "workers", "median s", "min s", "max s", "speedup",
            "items/s", "peak MiB", "note")
 
+# Left-aligned columns (names, notes); the others are numbers, right-aligned.
+_TEXT = ("workload", "implementation", "python", "note", "target", "")
+
 INSTALL_HINT = "the --plot chart needs matplotlib: pip install matplotlib (or 'batch[bench]')"
 
 
@@ -34,30 +37,61 @@ def _note(r: dict) -> str:
     if r.get("gbps"):
         frac = r.get("pipe_fraction")
         parts.append(f"{r['gbps']:.2f} GB/s" + (f", {frac:.0%} of pipe" if frac else ""))
+    if r.get("python", "").endswith("t") and r.get("gil_enabled"):
+        parts.append("GIL re-enabled by an import")  # a free-threaded build that was not
     return "; ".join(parts)
+
+
+def _pythons(data: dict) -> list[str]:
+    """The interpreters' labels, in --python order; empty for a one-interpreter run."""
+    return [py["label"] for py in data["machine"].get("interpreters", ())]
+
+
+def columns(data: dict) -> tuple:
+    pythons = _pythons(data)
+    if not pythons:
+        return COLUMNS
+    i = COLUMNS.index("speedup") + 1
+    return COLUMNS[:2] + ("python",) + COLUMNS[2:i] + (f"vs {pythons[0]} serial",) + COLUMNS[i:]
 
 
 def cells(r: dict) -> list[str]:
     peak = r.get("peak_bytes")
-    return [r["workload"], r["label"], str(r["workers"]), _num(r.get("median")),
-            _num(r.get("min")), _num(r.get("max")),
-            "-" if r.get("speedup") is None else f"{r['speedup']:.2f}x",
-            _num(r.get("items_per_s"), 3), "-" if peak is None else f"{peak / 2**20:,.0f}",
-            _note(r)]
+    out = [r["workload"], r["label"], str(r["workers"]), _num(r.get("median")),
+           _num(r.get("min")), _num(r.get("max")),
+           "-" if r.get("speedup") is None else f"{r['speedup']:.2f}x",
+           _num(r.get("items_per_s"), 3), "-" if peak is None else f"{peak / 2**20:,.0f}",
+           _note(r)]
+    if "python" in r:
+        out.insert(2, r["python"])
+        out.insert(8, "-" if r.get("vs_first") is None else f"{r['vs_first']:.2f}x")
+    return out
 
 
 def _target_cells(t: dict) -> list[str]:
     met = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
-    return [t["workload"], t["target"], t["required"],
-            "-" if t["measured"] is None else f"{t['measured']:.3g}", met]
+    out = [t["workload"], t["target"], t["required"],
+           "-" if t["measured"] is None else f"{t['measured']:.3g}", met]
+    if "python" in t:
+        out.insert(1, t["python"])
+    return out
 
 
 _TARGET_COLUMNS = ("workload", "target", "required", "measured", "")
 
 
+def _target_columns(data: dict) -> tuple:
+    if not _pythons(data):
+        return _TARGET_COLUMNS
+    return _TARGET_COLUMNS[:1] + ("python",) + _TARGET_COLUMNS[1:]
+
+
 def _header(data: dict) -> list[str]:
     s = data["settings"]
-    return [f"machine: {_machine.summary(data['machine'])}",
+    pythons = [f"{py['label']} ({py['kind']}, numpy {py['modules']['numpy']}) {py['path']}"
+               for py in data["machine"].get("interpreters", ())]
+    return [f"machine: {_machine.summary(data['machine'])}"] + \
+        ([f"interpreters: {'; '.join(pythons)}"] if pythons else []) + [
             f"run: {s['size']} size, {s['workers']} workers, median of {s['repeat']} "
             f"repetitions, {s.get('seconds', '?')} s, started {s['started']}; "
             f"load average before {s['load_before']}, after {s.get('load_after')}"
@@ -83,14 +117,14 @@ def table(data: dict) -> str:
             if i > 1 and row[0] != last:
                 lines.append("")
             last = row[0] if i else None
-            lines.append("  ".join(c.ljust(w) if j in (0, 1, len(row) - 1) else c.rjust(w)
+            lines.append("  ".join(c.ljust(w) if header[j] in _TEXT else c.rjust(w)
                                    for j, (c, w) in enumerate(zip(row, widths))).rstrip())
         return lines
 
     out = _header(data) + [""]
-    out += render(COLUMNS, [cells(r) for r in data["rows"]])
+    out += render(columns(data), [cells(r) for r in data["rows"]])
     out += ["", _targets_title(data) + ":"]
-    out += render(_TARGET_COLUMNS, [_target_cells(t) for t in data["targets"]])
+    out += render(_target_columns(data), [_target_cells(t) for t in data["targets"]])
     return "\n".join(out) + "\n"
 
 
@@ -103,9 +137,9 @@ def markdown(data: dict) -> str:
     out = ["## Machine and run", ""] + [f"- {line}" for line in _header(data)]
     out += ["", "## Questions", ""]
     out += [f"- `{name}`: {q}" for name, q in data.get("questions", {}).items()]
-    out += ["", "## Results", ""] + md(COLUMNS, [cells(r) for r in data["rows"]])
+    out += ["", "## Results", ""] + md(columns(data), [cells(r) for r in data["rows"]])
     out += ["", "## Targets", "", _targets_title(data) + ".", ""]
-    out += md(_TARGET_COLUMNS, [_target_cells(t) for t in data["targets"]])
+    out += md(_target_columns(data), [_target_cells(t) for t in data["targets"]])
     return "\n".join(out) + "\n"
 
 
@@ -124,8 +158,17 @@ def plot(data: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in data["rows"] if r.get("median")]
-    labels = list(dict.fromkeys(r["label"] for r in rows if r["implementation"] != "raw"))
-    colors = {label: f"C{i}" for i, label in enumerate(labels)}
+    impls = list(dict.fromkeys(r["label"] for r in rows if r["implementation"] != "raw"))
+    colors = {label: f"C{i % 10}" for i, label in enumerate(impls)}
+    pythons = _pythons(data)
+    if pythons:  # one series per implementation and interpreter: a colour per
+        # implementation, lighter for each interpreter after the first
+        from matplotlib.colors import to_rgb
+        colors = {f"{impl} {py}": tuple(c + (1 - c) * 0.6 * j / max(1, len(pythons) - 1)
+                                        for c in to_rgb(colors[impl]))
+                  for impl in impls for j, py in enumerate(pythons)}
+        rows = [dict(r, label=f"{r['label']} {r['python']}") for r in rows]
+    labels = [label for label in colors if any(r["label"] == label for r in rows)]
     fig, (bars, start, lines) = plt.subplots(1, 3, figsize=(16, 5.8),
                                              gridspec_kw={"width_ratios": [5, 2, 2]})
     _grouped(bars, [r for r in rows if r["workload"] not in _NOT_SPEEDUP],
@@ -149,12 +192,12 @@ def plot(data: dict, path: str) -> None:
     lines.set_ylabel("speedup vs batch serial")
     lines.set_title("scaling, pure-Python work")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[label]) for label in labels]
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
     s = data["settings"]
     fig.suptitle(f"{_machine.summary(data['machine'])}\n{s['size']} run, {s['workers']} "
                  f"workers, median of {s['repeat']}, load average before {s['load_before']}",
                  fontsize=8)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.03 * (1 + (len(labels) - 1) // 6) + 0.03, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -50,8 +50,13 @@ class MeasurementFailed(Exception):
     """A benchmarked process reported an error, crashed or ran out of time."""
 
 
-def plan(size: str, workloads, implementations, workers: int) -> list[dict]:
-    """Every measurement to make, in order: the specs `measure` takes."""
+def plan(size: str, workloads, implementations, workers: int, pythons=None) -> list[dict]:
+    """Every measurement to make, in order: the specs `measure` takes.
+
+    With several interpreters (`pythons`, probed), each measurement is made on each of
+    them in turn before the next one, so rows compared side by side were measured
+    minutes apart at most, under the same load.
+    """
     out = []
     for name in workloads:
         wl = _workloads.WORKLOADS[name]
@@ -64,29 +69,36 @@ def plan(size: str, workloads, implementations, workers: int) -> list[dict]:
             for key in keys:
                 if name == "scaling" and key == "serial" and count != 1:
                     continue  # serial does not depend on the worker count
-                out.append({"workload": name, "implementation": key, "size": size,
-                            "workers": 1 if key in _peers.SINGLE else count})
+                spec = {"workload": name, "implementation": key, "size": size,
+                        "workers": 1 if key in _peers.SINGLE else count}
+                for py in pythons or [None]:
+                    out.append(spec if py is None else
+                               dict(spec, python=py["label"], executable=py["path"]))
     return out
 
 
 def measure(spec: dict, *, repeat: int, timeout: float, memory: bool = True,
-            tick=lambda: None) -> dict:
-    """One row: run spec's workload on spec's implementation, `repeat` timed times."""
+            tick=lambda: None, modules: dict | None = None) -> dict:
+    """One row: run spec's workload on spec's implementation, `repeat` timed times.
+
+    `modules` is what spec's interpreter has installed (its probe), when that is not
+    this one.
+    """
     wl = _workloads.WORKLOADS[spec["workload"]]
     impl = _peers.IMPLEMENTATIONS[spec["implementation"]]
     row = dict(spec, label=impl.label, times=[], peak_bytes=None, note=None, error=None)
+    installed = impl.installed() if modules is None or impl.module is None \
+        else bool(modules.get(impl.module))
     if impl.key in wl.skip:
         row["note"] = wl.skip[impl.key]
-    elif not impl.installed():
+    elif not installed:
         row["note"] = impl.missing or f"not installed (pip install {impl.module})"
     if row["note"]:
         for _ in planned_runs(spec, repeat, memory):
             tick()
         return row
     started = time.monotonic()
-    env = dict(os.environ, **wl.env)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [_package_root()] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env = child_env(wl.env)
     # A cold-start workload gets a new process for every run, others one for all.
     runs = planned_runs(spec, repeat, memory)
     sessions = [[run] for run in runs] if wl.fresh_per_rep else [runs]
@@ -124,6 +136,7 @@ def _session(spec, env, runs, row, timeout, tick) -> None:
             child.send("run")
             done = child.receive(timeout, sampler)
             row["digest"] = done["digest"]
+            row["gil_enabled"] = done.get("gil_enabled")
             if sampler is not None:
                 row["peak_bytes"] = sampler.peak
                 if _workloads.WORKLOADS[spec["workload"]].programs:
@@ -136,6 +149,14 @@ def _session(spec, env, runs, row, timeout, tick) -> None:
         raise
     finally:
         child.close()
+
+
+def child_env(extra: dict) -> dict:
+    """The environment of a benchmarked process: this one's, importing this very batch."""
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [_package_root()] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
 
 
 def _package_root() -> str:
@@ -154,7 +175,8 @@ class _Child:
         self._log = tempfile.TemporaryFile()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "batch._bench._child", json.dumps(dict(spec, fd=w))],
+                [spec.get("executable", sys.executable), "-m", "batch._bench._child",
+                 json.dumps(dict(spec, fd=w))],
                 stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT,
                 pass_fds=(w,), env=env, start_new_session=True)  # Ctrl-C reaches the harness only
         except BaseException:

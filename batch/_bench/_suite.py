@@ -23,8 +23,13 @@ def _load() -> list[float] | None:
 
 
 def run(*, size: str = "full", workloads=None, implementations=None, workers: int | None = None,
-        repeat: int | None = None, timeout: float | None = None, progress: bool = True) -> dict:
-    """Run the benchmarks; `workloads`/`implementations` None means all of them."""
+        repeat: int | None = None, timeout: float | None = None, progress: bool = True,
+        pythons: list[dict] | None = None) -> dict:
+    """Run the benchmarks; `workloads`/`implementations` None means all of them.
+
+    `pythons`: interpreters probed by _interpreters.probe, each measurement made under
+    every one of them (None: only under this one, and rows carry no interpreter).
+    """
     from .._cpus import usable_cpus
     workloads = list(workloads or _workloads.WORKLOADS)
     implementations = list(implementations or _peers.DEFAULT)
@@ -33,11 +38,14 @@ def run(*, size: str = "full", workloads=None, implementations=None, workers: in
     workers = workers or usable_cpus()
     repeat = repeat or _runner.REPEAT[size]
     timeout = timeout or _runner.TIMEOUT[size]
-    specs = _runner.plan(size, workloads, implementations, workers)
+    specs = _runner.plan(size, workloads, implementations, workers, pythons)
+    modules = {py["label"]: py["modules"] for py in pythons or ()}
     settings = {"size": size, "workers": workers, "repeat": repeat,
                 "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "load_before": _load()}
     machine = _machine.describe()  # before: the source the measurements import
+    if pythons:
+        machine["interpreters"] = pythons
     t0 = time.monotonic()
     bar = _progress.bar(progress, sum(len(_runner.planned_runs(s, repeat)) for s in specs),
                         desc="batch bench", unit="runs")
@@ -45,9 +53,11 @@ def run(*, size: str = "full", workloads=None, implementations=None, workers: in
     try:
         for spec in specs:
             if hasattr(bar, "set_postfix_str"):
-                bar.set_postfix_str(f"{spec['workload']} / {spec['implementation']}")
+                bar.set_postfix_str(f"{spec['workload']} / {spec['implementation']}"
+                                    + (f" / {spec['python']}" if "python" in spec else ""))
             rows.append(_runner.measure(spec, repeat=repeat, timeout=timeout,
-                                        tick=lambda: bar.update(1)))
+                                        tick=lambda: bar.update(1),
+                                        modules=modules.get(spec.get("python"))))
     finally:
         bar.close()
     settings["seconds"] = round(time.monotonic() - t0, 1)
@@ -56,6 +66,11 @@ def run(*, size: str = "full", workloads=None, implementations=None, workers: in
     if after != machine["batch_source"]:  # a shared checkout changed under the run
         settings["batch_source_after"] = after
     _targets.derive(rows)
-    return {"machine": machine, "settings": settings, "rows": rows,
-            "targets": _targets.judge(rows, workers),
+    # Judged per interpreter, listed target by target with the interpreters side by side.
+    per_python = [[t if py is None else dict(t, python=py["label"])
+                   for t in _targets.judge([r for r in rows if r.get("python") ==
+                                            (py and py["label"])], workers)]
+                  for py in pythons or [None]]
+    targets = [t for same in zip(*per_python) for t in same]
+    return {"machine": machine, "settings": settings, "rows": rows, "targets": targets,
             "questions": {name: _workloads.WORKLOADS[name].question for name in workloads}}

@@ -47,19 +47,33 @@ BASELINES = ("serial", "wc")
 
 
 def derive(rows: list[dict]) -> None:
-    """Add speedup, items_per_s, gbps, pipe_fraction and peak_per_input to rows in place."""
-    serial = {r["workload"]: r["median"] for r in rows
+    """Add speedup, items_per_s, gbps, pipe_fraction and peak_per_input to rows in place.
+
+    A speedup is against the workload's baseline (serial, or one `wc -l`) on the row's own
+    interpreter. With several interpreters (rows carry "python"), `vs_first` is against
+    the baseline on the first one as well: the answer to "what does moving to that
+    interpreter and that backend buy".
+    """
+    serial = {(r.get("python"), r["workload"]): r["median"] for r in rows
               if r["implementation"] in BASELINES and r.get("median")}
-    pipe = next((r for r in rows if r["workload"] == "pipe" and r.get("median")), None)
-    if pipe is not None:
-        pipe["gbps"] = pipe["result_bytes"] / pipe["median"] / 1e9
+    first = rows[0].get("python") if rows else None
+    pipes = {}
+    for r in rows:
+        if r["workload"] == "pipe" and r.get("median"):
+            r["gbps"] = r["result_bytes"] / r["median"] / 1e9
+            pipes[r.get("python")] = r
     for r in rows:
         med = r.get("median")
         if not med:
             continue
-        base = serial.get(r["workload"])
+        py = r.get("python")
+        base = serial.get((py, r["workload"]))
         r["speedup"] = base / med if base else None
+        if py is not None:
+            ref = serial.get((first, r["workload"]))
+            r["vs_first"] = ref / med if ref else None
         r["items_per_s"] = r["items"] / med if r.get("items") else None
+        pipe = pipes.get(py)
         if r.get("result_bytes"):
             r["gbps"] = r["result_bytes"] / med / 1e9
             # Only results that cross a process boundary go through a pipe at all.

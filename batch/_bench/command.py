@@ -42,6 +42,11 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="timed repetitions per measurement (default 3 quick, 5 full)")
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="stop a measurement that takes longer (default 60 quick, 180 full)")
+    parser.add_argument("--python", action="append", dest="pythons", metavar="PATH",
+                        help="run every measurement under this interpreter (repeatable: "
+                             "side by side, e.g. a GIL build and a free-threaded one); it "
+                             "needs numpy and batch's other dependencies installed; "
+                             "default: the one running batch")
     parser.add_argument("--json", metavar="FILE", help="write every figure as JSON")
     parser.add_argument("--markdown", metavar="FILE", help="write the tables as Markdown")
     parser.add_argument("--plot", metavar="FILE.png", help="write a speedup and scaling "
@@ -80,9 +85,32 @@ def _check(args) -> dict:
             raise UsageError(INSTALL_HINT)
     return {"size": args.size or "full", "workers": args.workers, "repeat": args.repeat,
             "timeout": args.timeout, "progress": args.progress,
+            "pythons": _interpreters(args.pythons),
             "workloads": _names(args.only, WORKLOAD_NAMES, "workload"),
             "implementations": _names(args.implementations, IMPLEMENTATION_NAMES,
                                       "implementation")}
+
+
+def _interpreters(paths: list[str] | None) -> list[dict] | None:
+    """Each --python probed: one that cannot run batch's benchmarks stops the run here."""
+    if not paths:
+        return None
+    from . import _interpreters as interp
+    from ._runner import child_env
+    infos = []
+    for path in paths:
+        try:
+            info = interp.probe(interp.which(path), env=child_env({}))
+        except interp.NotAnInterpreter as exc:
+            raise UsageError(f"--python {exc}") from None
+        missing = [m for m in ("numpy", "msgpack") if not info["modules"][m]]
+        if missing or info["batch_error"]:
+            raise UsageError(f"--python {path}: cannot import "
+                             f"{', '.join(missing) or info['batch_error']} there; install "
+                             f"batch's dependencies into it (pip install -e '.')")
+        infos.append(info)
+    interp.unique_labels(infos)
+    return infos
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,10 +20,56 @@ if _platform.HAS_FORK:
     _platform.prepare_fork()
 
 
-def resolve(name: str | None) -> str:
-    """The backend a run will use: the default, or the one asked for, checked."""
+def default(*, timeout: float | None = None) -> tuple[str, str]:
+    """The backend `backend=None` means for a call here, and why (batch info prints it).
+
+    Asked for every call (Pool: every map, imap, map_reduce), because the answer can
+    change while a program runs: see "the GIL turned back on" below.
+
+    - No fork on this platform: thread.
+    - A build with the GIL: fork. One thread at a time runs Python, so threads gain
+      nothing on pure-Python work, where forked workers use every core, and fork's
+      copy-on-write input costs no memory.
+    - A free-threaded build (python3.13t, 3.14t; PEP 703) with the GIL off: thread. In
+      one `batch bench --python` run side by side (benchmarks/README.md, "Free
+      threading", 3.13.15t, 2 cores under other load) threads beat fork on every
+      workload: pure Python 0.62 s against 0.70, numpy 0.095 against 0.198, a 128 MiB
+      input 0.066 against 0.085, 50,000 tiny items 0.016 against 0.057, 8 results of
+      16 MiB 0.093 against 0.68, a 2-item call 22 ms against 35; with the same or less
+      peak memory. Threads pay no fork, no copy-on-write faults and no encoding of
+      results; and on this build fork pays more than with the GIL, as freezing the heap
+      for the collector walks every object (backends/fork.py).
+    - ...unless the GIL is on again: importing an extension module that does not
+      declare itself safe without the GIL turns the GIL back on for the whole process
+      (CPython warns when it does). Threads then gain nothing again, and such a module
+      is exactly the thread-unsafe C code a forked worker keeps to itself: fork.
+    - ...or a timeout is set: a thread cannot be stopped from outside, so a chunk past
+      its timeout would run on to the end (backends/thread.py); a forked worker is
+      killed. Correctness over speed: fork.
+
+    Tried and left: choosing by the call's input (its size, numpy or not, item count).
+    On the free-threaded build no workload was measured where fork won, so a rule on
+    the shape would never change the answer; the timeout is the one part of a call's
+    shape that does.
+    """
+    if not _platform.HAS_FORK:
+        return "thread", "this platform has no fork"
+    if not _platform.FREE_THREADED_BUILD:
+        return "fork", ("the GIL runs one thread at a time: processes use every core "
+                        "for Python code")
+    if _platform.gil_enabled():
+        return "fork", ("free-threaded build, but an imported extension module turned "
+                        "the GIL back on")
+    if timeout is not None:
+        return "fork", "a timeout is set, and only a process can be stopped"
+    return "thread", ("free-threaded build with the GIL off: threads run Python on every "
+                      "core, with no fork and no result to encode")
+
+
+def resolve(name: str | None, *, timeout: float | None = None) -> str:
+    """The backend a run will use: default() for None, else the one asked for, checked."""
     if name is None:
-        return _platform.default_backend()
+        return default(timeout=timeout)[0]
     if name not in NAMES:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
     if name == "fork" and not _platform.HAS_FORK:

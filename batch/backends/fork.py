@@ -56,6 +56,16 @@ STOP_GRACE = 0.5
 
 _warned_threads = False
 
+# gc.freeze() before every fork and gc.unfreeze() after it cost nothing with the GIL
+# (two list splices), so the parent's collector is back to normal between forks. In the
+# free-threaded build (3.13t) there are no generation lists: both walk the whole heap
+# and write every object's header, and the unfreeze, done while the new child shares
+# those pages, takes a copy-on-write fault on each. Measured on 3.13.15t with 690,000
+# objects (pytest and distributed imported): freeze 31 ms, unfreeze 24 ms, and a 2-item
+# fork pmap 189 ms against 29 ms on 3.13.15 with the GIL. There the heap is frozen once
+# per run, at its first fork, and unfrozen in close(), after every worker is reaped.
+_FREEZE_PER_RUN = _platform.FREE_THREADED_BUILD
+
 
 class _Worker:
     __slots__ = ("pid", "fd", "task_fd", "task", "first", "reader", "started", "t0")
@@ -101,6 +111,7 @@ class ForkBackend:
         # thread while the caller's thread runs (batch/_dispatch.py says why); any others
         # are warned about.
         self.expected_threads = 1
+        self._frozen = False  # gc.freeze() in force until close() (free-threaded build)
 
     # --- starting ---------------------------------------------------------------------
 
@@ -135,16 +146,20 @@ class ForkBackend:
             r, w, tr, tw = fds
             _platform.enlarge_pipe(w)
             with _signals.signals_blocked():
-                gc.freeze()  # the child's collector then leaves the shared pages alone
+                if not self._frozen:
+                    gc.freeze()  # the child's collector then leaves the shared pages alone
+                    self._frozen = _FREEZE_PER_RUN
                 try:
-                    pid = self._starting(os.fork, "the process")
+                    pid = self._starting(_fork_quietly, "the process")
                 except BaseException:
                     gc.unfreeze()
+                    self._frozen = False
                     raise
                 if pid == 0:
                     _worker.main(task, w, tr, [r, tw, *self._own_fds()], os.getppid(),
                                  self._initializer, self._initargs)  # never returns
-                gc.unfreeze()
+                if not _FREEZE_PER_RUN:
+                    gc.unfreeze()
                 for i in (1, 2):  # the worker's ends: closed here at once
                     if fds[i] >= 0:
                         os.close(fds[i])
@@ -171,6 +186,11 @@ class ForkBackend:
                 f"with {running} worker{'s' if running != 1 else ''} running; "
                 f"{_platform.start_limit(exc.errno)} is probably reached: raise it, or "
                 f"use fewer workers", errno=exc.errno, running=running) from exc
+
+    def _unfreeze(self) -> None:
+        if self._frozen:
+            self._frozen = False
+            gc.unfreeze()
 
     def _own_fds(self):
         """The coordinator's fds a new worker inherits and must close at once: a task
@@ -331,6 +351,7 @@ class ForkBackend:
                 self._sel.unregister(self._wake_fd)
                 self._wake_fd = -1
             self._sel.close()
+            self._unfreeze()
             if self._restore_blas is not None:
                 self._restore_blas()
                 self._restore_blas = None
@@ -342,8 +363,34 @@ def _warn_if_threads(expected: int = 1) -> None:
     if _warned_threads or threading.active_count() <= expected:
         return
     _warned_threads = True
+    if _platform.FREE_THREADED_BUILD and not _platform.gil_enabled():
+        advice = ("On this free-threaded build backend='thread' runs Python on every core "
+                  "without forking (backend=None picks it unless a timeout is set).")
+    else:
+        advice = ("Start threads after the run, or use backend='thread' for work that "
+                  "releases the GIL (numpy, I/O).")
+    if sys.version_info >= (3, 12):
+        advice += (" (CPython 3.12+ deprecates fork with threads alive for this reason; "
+                   "batch silences its DeprecationWarning in favour of this one.)")
     warnings.warn(
         f"batch is forking while {threading.active_count() - 1} other thread(s) are alive; "
         "a lock one of them holds stays locked forever in the child and can hang it. "
-        "Start threads after the run, or use backend='thread'.",
-        RuntimeWarning, stacklevel=6)
+        + advice, RuntimeWarning, stacklevel=6)
+
+
+def _fork_quietly() -> int:
+    """os.fork(), without CPython's DeprecationWarning about threads (3.12+): with Python
+    threads alive batch has just given its own warning, with what to do; OS threads
+    alone (a BLAS pool) are safe, as the BLAS libraries reset their pool after a fork.
+
+    CPython counts the OS's threads, so the filter is needed for every fork, not only
+    when threading knows of other threads. catch_warnings swaps the process-wide filter
+    list for the length of the fork call: a filter another thread adds in that instant
+    is lost (3.14's context-aware warnings make it per thread).
+    """
+    if sys.version_info < (3, 12):
+        return os.fork()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"This process \(pid=\d+\) is multi-threaded",
+                                DeprecationWarning)
+        return os.fork()

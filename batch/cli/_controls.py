@@ -14,7 +14,7 @@ import math
 import os
 import sys
 
-from .. import _cpus, _platform, backends
+from .. import _cpus, backends
 from ._exits import UsageError
 
 
@@ -75,8 +75,7 @@ def add(group, *, unit: str = "chunk") -> None:
     """Add the shared options to an argparse group; `unit` names what they apply to."""
     group.add_argument("-j", "--workers", type=workers, metavar="N",
                        help="N workers, or N%% of the usable CPUs (default: all of them)")
-    group.add_argument("--backend", choices=backends.NAMES,
-                       help=f"default: {_platform.default_backend()}")
+    group.add_argument("--backend", choices=backends.NAMES, help=_backend_help())
     group.add_argument("--scheduler", metavar="ADDRESS",
                        help="the Dask scheduler for --backend dask (default: $BATCH_SCHEDULER)")
     group.add_argument("--timeout", type=seconds, metavar="SECONDS", help=f"per {unit}")
@@ -90,10 +89,16 @@ def add(group, *, unit: str = "chunk") -> None:
     group.set_defaults(scheduler_env=os.environ.get("BATCH_SCHEDULER"))
 
 
+def _backend_help() -> str:
+    plain, timed = backends.default()[0], backends.default(timeout=1.0)[0]
+    return (f"default: {plain} on this interpreter"
+            + (f", {timed} with --timeout" if timed != plain else "") + " (batch info says why)")
+
+
 def from_args(args, *, keep_going: bool = False) -> Controls:
     """Controls from the shared options; every check that can fail runs here, before work."""
     try:
-        backend = backends.resolve(args.backend)
+        backend = backends.resolve(args.backend, timeout=args.timeout)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.scheduler is not None and backend != "dask":

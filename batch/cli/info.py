@@ -26,10 +26,21 @@ def facts() -> dict:
         "affinity_cpus": affinity,
         "cgroup_cpu_quota": _cpus.cgroup_quota(),
         "os_cpu_count": os.cpu_count(),
-        "default_backend": _platform.default_backend(),
+        "interpreter": _interpreter(),
+        "default_backend": backends.default()[0],
+        "default_backend_why": backends.default()[1],
+        "default_backend_with_timeout": backends.default(timeout=1.0)[0],
         "backends": list(backends.NAMES),
         "blas": _cpus.blas_info(),
     }
+
+
+def _interpreter() -> str:
+    """GIL, free-threaded with the GIL off, or free-threaded with the GIL back on."""
+    if not _platform.FREE_THREADED_BUILD:
+        return "GIL"
+    return "free-threaded, GIL " + ("re-enabled by an extension module"
+                                    if _platform.gil_enabled() else "off")
 
 
 def info(args) -> int:
@@ -40,12 +51,17 @@ def info(args) -> int:
     quota = f["cgroup_cpu_quota"]
     print(f"batch            {f['batch']}")
     print(f"python           {f['python']}")
+    print(f"interpreter      {f['interpreter']}")
     print(f"platform         {f['platform']}")
     print(f"fork available   {'yes' if f['fork'] else 'no'}")
     print(f"usable CPUs      {f['usable_cpus']} (affinity: {f['affinity_cpus'] or 'n/a'}, "
           f"cgroup quota: {'none' if quota is None else f'{quota:g} CPUs'}; "
           f"os.cpu_count: {f['os_cpu_count']})")
-    print(f"default backend  {f['default_backend']} (available: {', '.join(f['backends'])})")
+    timed = f["default_backend_with_timeout"]
+    print(f"default backend  {f['default_backend']}"
+          + (f"; {timed} with a timeout" if timed != f["default_backend"] else "")
+          + f" (available: {', '.join(f['backends'])})")
+    print(f"  because        {f['default_backend_why']}")
     if not f["blas"]:
         print("BLAS             not found (numpy without a threaded BLAS, or threadpoolctl "
               "missing)")
