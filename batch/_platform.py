@@ -84,6 +84,109 @@ def inheritable(buffers) -> None:
         buf.madvise(mmap.MADV_DOFORK)
 
 
+# --- reading a worker's memory --------------------------------------------------------
+
+# Arrays at least this big come back by process_vm_readv instead of through the pipe
+# (_wire.py says why). Below it, the round trip of a message that waits to be pulled
+# costs more than the pipe saves.
+PULL_THRESHOLD = 1 << 20
+
+# process_vm_readv moves at most MAX_RW_COUNT (about 2 GiB) per call.
+_PULL_STEP = 1 << 30
+
+_pull_ok: bool | None = None  # None: not probed yet
+
+
+class _IOVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def _readv_fn():
+    fn = getattr(_load_libc(), "process_vm_readv", None)
+    if fn is not None and fn.restype is not ctypes.c_ssize_t:
+        fn.restype = ctypes.c_ssize_t
+        fn.argtypes = [ctypes.c_int, ctypes.POINTER(_IOVec), ctypes.c_ulong,
+                       ctypes.POINTER(_IOVec), ctypes.c_ulong, ctypes.c_ulong]
+    return fn
+
+
+def _load_libc():
+    global _libc
+    if _libc is None and hasattr(os, "sched_getaffinity"):
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            _libc = False
+    return _libc or None
+
+
+def can_pull() -> bool:
+    """Whether this process may read its workers' memory with process_vm_readv.
+
+    Probed once: the call must exist and work on this process (a seccomp filter, as in
+    some containers, refuses it with EPERM or ENOSYS), and Yama must let a parent read
+    its children (ptrace_scope 0 or 1; 2 needs CAP_SYS_PTRACE, 3 forbids it). Anything
+    the probe cannot see (an LSM policy, a worker made non-dumpable) shows up as EPERM on
+    the first real pull, and `pull_denied()` turns the path off for good.
+    """
+    global _pull_ok
+    if _pull_ok is None:
+        _pull_ok = _probe_pull()
+    return _pull_ok
+
+
+def pull_denied() -> None:
+    global _pull_ok
+    _pull_ok = False
+
+
+def _probe_pull() -> bool:
+    fn = _readv_fn() if _load_libc() else None
+    if fn is None:
+        return False
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope", "rb") as f:
+            scope = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        scope = 0  # no Yama: same uid is enough
+    if scope >= 3 or (scope == 2 and os.geteuid() != 0):
+        return False
+    src = ctypes.create_string_buffer(b"probe", 8)
+    dst = ctypes.create_string_buffer(8)
+    try:
+        read_process_memory(os.getpid(), ctypes.addressof(src), memoryview(dst).cast("B"))
+    except OSError:
+        return False
+    return dst.value == b"probe"
+
+
+def read_process_memory(pid: int, address: int, view: memoryview) -> None:
+    """Copy view.nbytes bytes at `address` in process `pid` into `view`, one copy, no
+    kernel buffer in between.
+
+    ProcessLookupError: the process is gone (a zombie has no memory left to read);
+    PermissionError: not allowed (ptrace rules); other OSError: a bad range.
+    """
+    fn = _readv_fn()
+    if fn is None:
+        raise PermissionError("process_vm_readv is not available here")
+    total = view.nbytes
+    if not total:
+        return
+    base = ctypes.addressof(ctypes.c_char.from_buffer(view))
+    done = 0
+    while done < total:
+        step = min(_PULL_STEP, total - done)
+        local = _IOVec(base + done, step)
+        remote = _IOVec(address + done, step)
+        got = fn(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+        if got <= 0:
+            err = ctypes.get_errno() if got < 0 else 0
+            raise OSError(err, f"process_vm_readv from pid {pid}: "
+                               f"{os.strerror(err) if err else 'nothing read'}")
+        done += got
+
+
 # --- worker lifetime ------------------------------------------------------------------
 
 _PR_SET_PDEATHSIG = 1
@@ -96,12 +199,8 @@ def prepare_fork() -> None:
     ctypes.util.find_library runs `ldconfig -p` (about 3 ms); CDLL(None) gives the
     symbols already loaded in this process, libc's prctl among them.
     """
-    global _libc
-    if _libc is None and hasattr(os, "sched_getaffinity"):  # Linux
-        try:
-            _libc = ctypes.CDLL(None, use_errno=True)
-        except OSError:
-            _libc = False
+    _load_libc()
+    can_pull()  # decided before the first fork: every worker inherits the answer
     _cpus.prepare_blas()
 
 
