@@ -84,6 +84,28 @@ def inheritable(buffers) -> None:
         buf.madvise(mmap.MADV_DOFORK)
 
 
+def shared_output(nbytes: int):
+    """(shared, private): two mappings of the same `nbytes` of fresh memory. Workers
+    forked while `shared` is open write into it; `private` reads what they wrote, and
+    is what the caller keeps: a worker forked later sees it copy-on-write, like any
+    other memory of the caller, and forking copies no page tables for it.
+
+    Linux: a memfd, closed before returning, so only the mappings hold the memory.
+    Elsewhere: one shared anonymous mapping serves as both.
+    """
+    if not hasattr(os, "memfd_create"):
+        buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        return buf, buf
+    fd = os.memfd_create("batch-output", os.MFD_CLOEXEC)
+    try:
+        os.ftruncate(fd, nbytes)
+        shared = mmap.mmap(fd, nbytes, flags=mmap.MAP_SHARED)
+        private = mmap.mmap(fd, nbytes, flags=mmap.MAP_PRIVATE)
+    finally:
+        os.close(fd)
+    return shared, private
+
+
 # --- reading a worker's memory --------------------------------------------------------
 
 # Arrays at least this big come back by process_vm_readv instead of through the pipe
@@ -326,6 +348,22 @@ def drop_file_pages(address: int, nbytes: int) -> None:
     start = address - address % _PAGE
     _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(address + nbytes - start),
                   _MADV_DONTNEED)
+
+
+# Linux 5.14: fault a range in, writable, in one call. On shared memory that costs about
+# half of taking the same faults one page at a time as the writes reach them (measured
+# here: 256 MiB of memfd, 0.24-0.37 s populate + 0.05-0.09 s copy against 0.49-0.67 s).
+_MADV_POPULATE_WRITE = 23
+
+
+def populate(address: int, nbytes: int) -> None:
+    """Fault in [address, address + nbytes) for writing, ahead of the writes; a no-op
+    where the kernel lacks MADV_POPULATE_WRITE."""
+    if not _libc or nbytes <= 0:
+        return
+    start = address - address % _PAGE
+    _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(address + nbytes - start),
+                  _MADV_POPULATE_WRITE)
 
 
 def peak_rss(pid: int) -> int | None:
