@@ -45,6 +45,10 @@ from . import _platform, _split
 BLOCK_BYTES = 4 << 20
 
 
+class BlockShapeError(ValueError):
+    """fn returned a different number of rows (or trailing shape) than map_blocks needs."""
+
+
 class _Block:
     """A block of the input and where it starts: what the body needs to find its slice."""
 
@@ -75,7 +79,7 @@ def output_spec(fn, array: np.ndarray, dtype=None) -> tuple[np.dtype, tuple]:
     probe = np.asarray(fn(array[:1]))
     rows = min(1, len(array))
     if probe.ndim == 0 or probe.shape[0] != rows:
-        raise ValueError(f"map_blocks: fn must return as many rows as it is given; it "
+        raise BlockShapeError(f"map_blocks: fn must return as many rows as it is given; it "
                          f"returned shape {probe.shape} for {rows} row(s)")
     return np.dtype(dtype) if dtype is not None else probe.dtype, \
         (len(array),) + probe.shape[1:]
@@ -106,7 +110,7 @@ def _compute(fn, block, dest, with_out: bool, shared: bool = False):
     got = np.asarray(got)
     want = (rows,) + (dest.shape[1:] if dest is not None else got.shape[1:])
     if got.shape != want:
-        raise ValueError(f"map_blocks: fn returned shape {got.shape} for a block of "
+        raise BlockShapeError(f"map_blocks: fn returned shape {got.shape} for a block of "
                          f"{rows} rows; expected {want}")
     if dest is None:
         return got

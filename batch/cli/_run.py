@@ -16,7 +16,7 @@ import tempfile
 import numpy as np
 
 from .. import _cpus, backends
-from . import _builtins, _inputs, _job
+from . import _block_output, _builtins, _inputs, _job
 from ._checkpoint import Checkpoint
 from ._execute import Controls, execute
 from ._exits import UsageError
@@ -59,6 +59,8 @@ def run(args) -> int:
                   f"{args.input}", file=sys.stderr)
         if args.map == "histogram":
             args.histogram_range = _histogram_range(args, inp, plan, ctl)
+        if _block_output.written(args, inp, mapper, ctl):
+            return 0  # map_blocks wrote the .npy (a user function of an array's rows)
         joblog = JobLog(args.joblog) if args.joblog else None
         try:
             result = execute(inp, plan, mapper, reducer, ctl, checkpoint=checkpoint,
