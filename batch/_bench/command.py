@@ -12,7 +12,7 @@ import os
 import sys
 
 WORKLOAD_NAMES = ("gil_bound", "numpy_gil_release", "big_input", "tiny_tasks", "startup",
-                  "startup_big", "big_results", "pipe", "scaling")
+                  "startup_big", "big_results", "map_blocks", "pipe", "scaling")
 IMPLEMENTATION_NAMES = ("serial", "fork", "thread", "mp_pool", "ppe", "ppe_tuned", "joblib",
                         "mpire")
 
