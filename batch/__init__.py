@@ -12,8 +12,10 @@ data flow, batch/_errors.py for what a failure raises.
 from __future__ import annotations
 
 from ._combine import NOTHING as _NOTHING
-from ._errors import BatchError, ResultError, TaskTimeout, WorkerCrashed, WorkerError
+from ._errors import (BatchError, ResultError, TaskTimeout, WorkerCrashed, WorkerError,
+                      WorkerStartError)
 from ._cpus import usable_cpus
+from ._executor import Executor
 from ._pool import Pool
 from ._pool import imap_once as _imap_once
 
@@ -21,11 +23,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchError",
+    "Executor",
     "Pool",
     "ResultError",
     "TaskTimeout",
     "WorkerCrashed",
     "WorkerError",
+    "WorkerStartError",
     "imap",
     "map_blocks",
     "map_reduce",
@@ -34,27 +38,29 @@ __all__ = [
 ]
 
 
-def pmap(fn, items, *, workers=None, chunksize=None, backend=None, ordered=True,
+def pmap(fn, items, *more, workers=None, chunksize=None, backend=None, ordered=True,
          progress=False, timeout=None, retries=0, initializer=None, initargs=(),
          address=None, client=None):
     """[fn(x) for x in items] on every core; a list in input order (see Pool.map).
 
+    Several iterables: fn(x, y, ...) over them zipped, as map() does.
     address/client: where backend="dask" runs (see Pool); the Pool lives for this call.
     """
     with Pool(workers, backend, address=address, client=client) as pool:
-        return pool.map(fn, items, chunksize=chunksize, ordered=ordered, progress=progress,
+        return pool.map(fn, items, *more, chunksize=chunksize, ordered=ordered, progress=progress,
                         timeout=timeout, retries=retries, initializer=initializer,
                         initargs=initargs)
 
 
-def imap(fn, items, *, workers=None, chunksize=None, backend=None, ordered=True,
+def imap(fn, items, *more, workers=None, chunksize=None, backend=None, ordered=True,
          progress=False, timeout=None, retries=0, initializer=None, initargs=(),
          address=None, client=None):
     """A lazy iterator of fn(x), reading `items` only as workers free up (see Pool.imap).
 
-    address/client: as for pmap; the Pool lives until the iterator ends or is closed.
+    Several iterables as for pmap; address/client: as for pmap; the Pool lives until
+    the iterator ends or is closed.
     """
-    return _imap_once(Pool(workers, backend, address=address, client=client), fn, items,
+    return _imap_once(Pool(workers, backend, address=address, client=client), fn, items, *more,
                       chunksize=chunksize, ordered=ordered, progress=progress,
                       timeout=timeout, retries=retries, initializer=initializer,
                       initargs=initargs)

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections import deque
 from typing import Iterator
 
-from . import _errors
+from . import _errors, _platform
 from ._signals import SigintGuard
 from .backends._base import Outcome, Task
 
@@ -39,7 +40,7 @@ def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: 
     not started before chunk i - window has finished, which bounds what an in-order
     consumer has to hold.
     """
-    guard = SigintGuard() if backend.defer_sigint else None
+    guard = None
     if hasattr(backend, "timeout"):  # serial: only the backend knows when a chunk starts
         backend.timeout, timeout = timeout, None
     again: deque[Task] = deque()
@@ -48,6 +49,7 @@ def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: 
     exhausted = False
     tasks = iter(tasks)
     try:
+        guard = _guard(backend)
         while True:
             with guard if guard is not None else contextlib.nullcontext():
                 while len(running) < workers and not _interrupted(guard):
@@ -62,17 +64,23 @@ def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: 
                         if ahead is None or _beyond(ahead, window, running, again):
                             break
                         task, ahead = ahead, None
-                    backend.start(task)
+                    if not _started(backend, task, running, again):
+                        workers = len(running)  # a limit is reached: carry on with fewer
+                        break
                     running[task.index] = (task, None if timeout is None
                                            else time.monotonic() + timeout)
                 if _interrupted(guard):
                     raise KeyboardInterrupt
                 if not running:
                     return
-                outcomes = backend.wait(_until_next_deadline(running),
-                                        guard.fd if guard is not None else None)
+                wake_fd = guard.fd if guard is not None else None
+                asked = _until_next_deadline(running)
+                waited = time.monotonic()
+                outcomes = backend.wait(asked, wake_fd)
                 if _interrupted(guard):
                     raise KeyboardInterrupt
+                if asked is not None and _was_stopped(waited, asked, running):
+                    outcomes += backend.wait(0, wake_fd)
                 outcomes += _expire(backend, running, outcomes, timeout)
             for out in outcomes:
                 running.pop(out.task.index, None)
@@ -88,6 +96,40 @@ def run(backend, tasks, *, workers: int, timeout: float | None = None, retries: 
                 guard.close()
 
 
+def _guard(backend) -> SigintGuard | None:
+    if not backend.defer_sigint:
+        return None
+    try:
+        return SigintGuard()  # a pipe: under the open-files limit, like the workers'
+    except OSError as exc:
+        raise _errors.WorkerStartError(
+            f"could not start the run: its wake-up pipe failed ({exc.strerror}); "
+            f"{_platform.start_limit(exc.errno)} is probably reached",
+            errno=exc.errno) from exc
+
+
+def _started(backend, task: Task, running, again) -> bool:
+    """Start `task`; False if a limit stopped it while other workers run.
+
+    Carrying on with the workers already running, rather than failing the run, is the
+    choice made for a process or open-files limit (issue 12): the work still gets done,
+    just with less parallelism, and a warning says so. With no worker running there is
+    nothing to carry on with, and the WorkerStartError goes up. Only a backend whose
+    failed start leaves nothing behind (`retry_start`) can have the task tried later: the
+    thread pool has already queued it when a thread fails to start.
+    """
+    try:
+        backend.start(task)
+    except _errors.WorkerStartError as exc:
+        if not running or not getattr(backend, "retry_start", False):
+            raise
+        again.appendleft(task)
+        warnings.warn(f"batch: carrying on with {len(running)} worker(s): {exc}",
+                      RuntimeWarning, stacklevel=2)
+        return False
+    return True
+
+
 def _beyond(task: Task, window, running, again) -> bool:
     """Whether `task` is `window` or more chunks past the oldest unfinished one.
 
@@ -99,6 +141,31 @@ def _beyond(task: Task, window, running, again) -> bool:
     oldest = min(min(running, default=task.index), min((t.index for t in again),
                                                        default=task.index))
     return task.index >= oldest + window
+
+
+# A wait that overshoots its timeout by more than this means this process was stopped
+# (SIGSTOP, a debugger, a suspended laptop) or starved of CPU for that long: a scheduling
+# delay on a loaded machine is milliseconds; a little more only delays a timeout.
+STOPPED_SLACK = 0.25
+
+
+def _was_stopped(waited: float, asked: float, running) -> bool:
+    """Whether the wait that began at `waited` was held up past its timeout; if so, move
+    every running chunk's deadline on by that much.
+
+    Time this process could not watch its chunks does not count against them: the chunks
+    finished meanwhile, and a thread held up with this process has yet to run. And after
+    SIGCONT, epoll_wait returns EINTR; Python retries it (PEP 475) only while its timeout
+    is not spent, so a stop past the deadline returns no events even though results wait
+    in the pipes: the caller polls once more, with no timeout, before judging deadlines.
+    """
+    late = time.monotonic() - waited - asked
+    if late <= STOPPED_SLACK:
+        return False
+    for index, (task, deadline) in running.items():
+        if deadline is not None:
+            running[index] = (task, deadline + late)
+    return True
 
 
 def _interrupted(guard) -> bool:

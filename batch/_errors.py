@@ -5,8 +5,10 @@
      │                          also an instance of the original exception's type)
      ├── WorkerCrashed          a worker died without delivering its result
      ├── TaskTimeout            a chunk ran longer than `timeout` seconds
-     └── ResultError            a result could not be encoded, or its frame arrived
-                                truncated or garbled
+     ├── ResultError            a result could not be encoded, or its frame arrived
+     │                          truncated or garbled
+     └── WorkerStartError       no worker could be started (fork, pipe or thread creation
+                                failed: a process or open-files limit); also an OSError
 
 Every error carries `.chunk` (the chunk index) and `.items` (a `range` of item positions
 when the input had positions, else the item count, else None), so a person can find the
@@ -26,6 +28,7 @@ __all__ = [
     "TaskTimeout",
     "WorkerCrashed",
     "WorkerError",
+    "WorkerStartError",
 ]
 
 
@@ -107,6 +110,31 @@ class ResultError(BatchError):
     """A result could not be encoded in the worker, or did not arrive whole."""
 
 
+class WorkerStartError(BatchError, OSError):
+    """A worker could not be started: fork, pipe or thread creation failed.
+
+    Also an OSError, with the original `.errno` (EAGAIN for a process limit, EMFILE for
+    the open-files limit, ENOMEM), so an `except OSError:` written for the bare error
+    still catches it; `.running` is how many workers were running at that moment.
+    """
+
+    def __new__(cls, message, *, errno=None, running=0):
+        if errno is None:
+            return OSError.__new__(cls, message)
+        return OSError.__new__(cls, errno, os.strerror(errno))
+
+    def __init__(self, message, *, errno=None, running=0):
+        super().__init__(message)
+        self.running = running
+
+    def __reduce__(self):
+        return _rebuild_start_error, (self.message, self.errno, self.running)
+
+
+def _rebuild_start_error(message, errno, running):
+    return WorkerStartError(message, errno=errno, running=running)
+
+
 # --- wait statuses --------------------------------------------------------------------
 
 _SIGNAL_HINTS = {
@@ -135,8 +163,11 @@ def format_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def decode_wait_status(status: int) -> tuple[int | None, int | None]:
-    """(exitcode, signal) from an os.wait* status; exactly one of them is not None."""
+def decode_wait_status(status: int | None) -> tuple[int | None, int | None]:
+    """(exitcode, signal) from an os.wait* status; exactly one of them is not None,
+    unless the status is None (lost: the child was reaped by the system), and both are."""
+    if status is None:
+        return None, None
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
         return None, -code
@@ -151,6 +182,9 @@ def crashed(status: int, *, pid, chunk=None, items=None, maxrss=None,
         name = signal_name(signum)
         how = f"was killed by {name} ({signum})"
         hint = _SIGNAL_HINTS.get(name)
+    elif status is None:
+        how = ("ended (its exit status is lost: SIGCHLD is ignored in this process, so "
+               "the system reaped it)")
     else:
         how = f"exited with status {exitcode}"
     message = f"the worker for {where(chunk, items)} (pid {pid}) {how} without delivering " \

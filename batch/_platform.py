@@ -7,6 +7,7 @@ rest of the package never checks `sys.platform` itself.
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
 import os
 import select
@@ -210,6 +211,28 @@ def read_process_memory(pid: int, address: int, view: memoryview) -> None:
 
 
 # --- worker lifetime ------------------------------------------------------------------
+
+def start_limit(err: int | None) -> str:
+    """Which limit a failed fork, pipe or thread start most likely hit, and its value."""
+    if err == errno.EMFILE:
+        return f"the open-files limit (ulimit -n{_soft_limit('RLIMIT_NOFILE')})"
+    if err == errno.EAGAIN or err is None:
+        return (f"the process limit (ulimit -u{_soft_limit('RLIMIT_NPROC')}, or a pids "
+                f"cgroup's pids.max)")
+    if err == errno.ENFILE:
+        return "the system-wide open-files limit (/proc/sys/fs/file-max)"
+    if err == errno.ENOMEM:
+        return "the memory for another process (or the overcommit policy)"
+    return "a system limit"
+
+
+def _soft_limit(name: str) -> str:
+    limit = getattr(resource, name, None)
+    if limit is None:
+        return ""
+    soft = resource.getrlimit(limit)[0]
+    return "" if soft == resource.RLIM_INFINITY else f": {soft}"
+
 
 _PR_SET_PDEATHSIG = 1
 _libc = None

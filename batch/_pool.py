@@ -10,6 +10,7 @@ cluster, and a LocalCluster it started, until close().)
 from __future__ import annotations
 
 import contextlib
+import itertools
 from typing import Any, Callable, Iterable, Iterator
 
 from . import _coordinator, _cpus, _platform, _progress, _split, backends
@@ -69,10 +70,14 @@ class Pool:
 
     # --- the three calls --------------------------------------------------------------
 
-    def map(self, fn: Callable, items: Iterable, **options) -> list:
-        """[fn(x) for x in items], computed in parallel; input order unless ordered=False."""
+    def map(self, fn: Callable, items: Iterable, *more: Iterable, **options) -> list:
+        """[fn(x) for x in items], computed in parallel; input order unless ordered=False.
+
+        With several iterables, fn(x, y, ...) over them zipped, as map() does.
+        """
         opts = self._options(options)
-        source = _split.plan(items, _mapper(fn), workers=self.workers,
+        body, items = _mapper(fn, items, more)
+        source = _split.plan(items, body, workers=self.workers,
                              chunksize=opts["chunksize"], probe=True)
         chunks: dict[int, list] = {}
         results: list = []
@@ -91,14 +96,15 @@ class Pool:
                 results.extend(chunks.pop(index))
         return results
 
-    def imap(self, fn: Callable, items: Iterable, **options) -> Iterator:
+    def imap(self, fn: Callable, items: Iterable, *more: Iterable, **options) -> Iterator:
         """Like map, as a lazy iterator that reads `items` only as workers free up.
 
         ordered=False yields results in completion order. Closing the iterator (or
         dropping it) stops the workers still running.
         """
         opts = self._options(options)
-        source = _split.plan(items, _mapper(fn), workers=self.workers,
+        body, items = _mapper(fn, items, more)
+        source = _split.plan(items, body, workers=self.workers,
                              chunksize=opts["chunksize"], probe=True)
         if not opts["ordered"]:
             return _imap_unordered(self._outcomes(source, opts))
@@ -210,11 +216,11 @@ class Pool:
             bar.close()
 
 
-def imap_once(pool: Pool, fn: Callable, items: Iterable, **options) -> Iterator:
+def imap_once(pool: Pool, fn: Callable, items: Iterable, *more, **options) -> Iterator:
     """pool.imap(...) that closes `pool` when it ends or is dropped: the imap helper's
     pool lives as long as its iterator (for Dask, a LocalCluster it started)."""
     try:
-        results = pool.imap(fn, items, **options)
+        results = pool.imap(fn, items, *more, **options)
     except BaseException:
         pool.close()
         raise
@@ -256,8 +262,11 @@ def _imap_ordered(outcomes, source):
                 raise failure
 
 
-def _mapper(fn):
-    return lambda chunk: list(map(fn, chunk))
+def _mapper(fn, items, more):
+    """The chunk body and the input of a map over `items` and, zipped with it, `more`."""
+    if not more:
+        return (lambda chunk: list(map(fn, chunk))), items
+    return (lambda chunk: list(itertools.starmap(fn, chunk))), _split.zipped((items, *more))
 
 
 def _options(given: dict, base: dict) -> dict:

@@ -69,9 +69,14 @@ def _mixin(original: type) -> type:
     """WorkerError subclass that is also `original`, so `except ValueError:` still works."""
     cls = _MIXINS.get(original)
     if cls is None:
+        # ExceptionGroup's `message` is a read-only C attribute, which would refuse the
+        # WorkerError message: a plain class attribute here lets the instance have its own.
+        namespace = {"__module__": __name__}
+        if hasattr(original, "message"):
+            namespace["message"] = ""
         try:
             cls = type(f"WorkerError[{original.__qualname__}]", (WorkerError, original),
-                       {"__module__": __name__})
+                       namespace)
         except TypeError:  # incompatible C layouts, final classes
             cls = WorkerError
         _MIXINS[original] = cls
@@ -124,6 +129,10 @@ def _new_error(cls: type, cause) -> WorkerError:
     try:  # some types (OSError) need their own __new__ with their own args
         return cls.__new__(cls, *cause.args)
     except Exception:
+        pass
+    try:  # MemoryError's __new__ refuses a subclass whose first base is not its own
+        return BaseException.__new__(cls, *cause.args)  # ("... is not safe"); this is
+    except Exception:                                    # the constructor it wraps
         return Exception.__new__(WorkerError)
 
 

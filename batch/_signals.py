@@ -1,4 +1,4 @@
-"""Ctrl-C and friends: process-global state changed only inside a context manager.
+"""Ctrl-C, SIGCHLD and friends: process-global state changed only inside a context manager.
 
 The coordinator of the fork backend must never be interrupted between forking a worker
 and recording its pid, or that worker would be orphaned. So while a run waits, SIGINT
@@ -79,6 +79,46 @@ def signals_blocked():
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
+def sigchld_default():
+    """While inside, SIGCHLD is at its default if the caller had it ignored (SIG_IGN).
+
+    With SIG_IGN (daemons and some shells set it, and it survives exec) the kernel reaps
+    every child the moment it exits, so wait4 finds nothing (ECHILD) and a worker's exit
+    status, the only witness of a crash, is gone. Only SIG_IGN is changed: a handler of
+    the caller's stays, and a default stays default. The previous disposition, whatever
+    object it was, is put back in `finally`; then the caller's own children that exited
+    meanwhile are reaped, as SIG_IGN would have done (batch's workers are all reaped by
+    then). Outside the main thread a handler cannot be set, and nothing changes: the fork
+    backend then reports a worker it finds already reaped as a crash of unknown status
+    when its result is incomplete, and as delivered when it is whole.
+    """
+    sigchld = getattr(signal, "SIGCHLD", None)
+    if sigchld is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(sigchld)
+    if previous is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(sigchld, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(sigchld, previous)
+        _reap_exited_children()
+
+
+def _reap_exited_children() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def reset_in_worker() -> None:

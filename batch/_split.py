@@ -68,6 +68,34 @@ def ranges(n: int, parts: int) -> list[tuple[int, int]]:
     return out if n else []
 
 
+class Zipped(collections.abc.Sequence):
+    """Several sliceable inputs as one sequence of argument tuples, zipped only when a
+    chunk is sliced: in the worker, from the views it inherited, so a map over several
+    arrays or lists stays copy-on-write and persistent workers run its spans."""
+
+    def __init__(self, inputs):
+        self._inputs = inputs
+        self._n = min(len(x) for x in inputs)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            start, stop, step = i.indices(self._n)
+            return list(zip(*(x[start:stop:step] for x in self._inputs)))
+        if not -self._n <= i < self._n:
+            raise IndexError("Zipped index out of range")
+        return tuple(x[i % self._n] for x in self._inputs)
+
+
+def zipped(inputs):
+    """map(fn, a, b, ...)'s input: Zipped when every input is sliceable, else zip()."""
+    if all(is_sliceable(x) and length(x) is not None for x in inputs):
+        return Zipped(inputs)
+    return zip(*inputs)
+
+
 class Source:
     """Tasks in chunk order, made on demand; `feedback` tunes adaptive chunk sizes."""
 

@@ -30,6 +30,12 @@ This is the only module that imports msgpack. Types that round-trip: dict, list,
 str, bytes, int (any size), float, bool, None, complex, numpy arrays and scalars; anything
 else is pickled inside an ext type, and what cannot be pickled is an EncodeError naming
 its type.
+
+An array comes back with its shape (0-d included), dtype and byte order, C-contiguous, or
+Fortran-contiguous if it was (pickle's promise; a strided view is copied to C order).
+Only plain ndarrays (and np.memmap, which arrives as an ndarray) of fixed-size dtypes
+travel as raw bytes: object, structured and variable-width dtypes, zero-width values and
+subclasses with state of their own (a masked array's mask) are pickled, whole.
 """
 
 from __future__ import annotations
@@ -37,12 +43,14 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import stat
 import struct
 
 import msgpack
 import numpy as np
 
 from . import _platform
+from ._pickling import dumps as _pickle
 from ._platform import inheritable, receive_buffer
 
 RESULT, ERROR = 0, 1
@@ -81,6 +89,30 @@ class Message(list):
     held: list = []
 
 
+# Fixed-size dtypes whose bytes are the whole value: bool, numbers, datetime64/timedelta64,
+# fixed-width str/bytes and unstructured void. Not "O" (pointers) nor numpy 2's "T"
+# StringDType (its bytes point into an arena of the sending process).
+_RAW_KINDS = frozenset("biufcmMSUV")
+
+
+def _raw(obj) -> bool:
+    """Whether `obj` travels as dtype, shape and bytes rather than as a pickle."""
+    d = obj.dtype
+    # np.ascontiguousarray was tried and dropped: it makes a 0-d array 1-d (issue 9).
+    return (d.kind in _RAW_KINDS and d.names is None and d.itemsize > 0
+            and (isinstance(obj, np.generic) or type(obj) in (np.ndarray, np.memmap)))
+
+
+def _c_order(obj: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A C-contiguous array holding `obj`'s values, and whether it is `obj` transposed
+    (a Fortran-ordered array travels as its transpose and is transposed back)."""
+    if obj.flags.c_contiguous:
+        return obj, False
+    if obj.flags.f_contiguous:
+        return obj.T, True
+    return obj.copy(order="C"), False
+
+
 def _byte_view(a: np.ndarray) -> memoryview:
     # view(uint8) rather than memoryview(a): the buffer protocol refuses datetime64.
     return memoryview(a.reshape(-1).view(np.uint8))
@@ -93,17 +125,19 @@ class _Encoder:
         self.held: list[np.ndarray] = []
 
     def default(self, obj):
-        if isinstance(obj, np.ndarray) and not obj.dtype.hasobject and not obj.dtype.fields:
-            a = np.ascontiguousarray(obj)
+        if isinstance(obj, np.ndarray) and _raw(obj):
+            a, fortran = _c_order(obj)
+            # The header is [dtype, shape(, "F")]: saved files from before the flag still load.
+            head = [a.dtype.str, list(a.shape)] + (["F"] if fortran else [])
             if self.remote and a.nbytes >= _platform.PULL_THRESHOLD:
-                self.held.append(a)  # its shape is obj's: ascontiguousarray makes 0-d 1-d
+                self.held.append(a)  # alive until the coordinator has read it
                 return msgpack.ExtType(_ARRAY_REMOTE, self._pack(
-                    [a.dtype.str, list(obj.shape), a.ctypes.data]))
+                    [*head[:2], a.ctypes.data, *head[2:]]))
             if a.nbytes >= OOB_THRESHOLD:
                 self.buffers.append(_byte_view(a))
-                return msgpack.ExtType(_ARRAY_OOB, self._pack([a.dtype.str, list(a.shape)]))
-            return msgpack.ExtType(_ARRAY, self._pack([a.dtype.str, list(a.shape), a.tobytes()]))
-        if isinstance(obj, np.generic) and not obj.dtype.hasobject and not obj.dtype.fields:
+                return msgpack.ExtType(_ARRAY_OOB, self._pack(head))
+            return msgpack.ExtType(_ARRAY, self._pack([*head[:2], a.tobytes(), *head[2:]]))
+        if isinstance(obj, np.generic) and _raw(obj):
             return msgpack.ExtType(_SCALAR, self._pack([obj.dtype.str, obj.tobytes()]))
         if type(obj) is tuple:
             return msgpack.ExtType(_TUPLE, self._pack(list(obj)))
@@ -113,7 +147,7 @@ class _Encoder:
         if type(obj) is complex:
             return msgpack.ExtType(_COMPLEX, struct.pack("<dd", obj.real, obj.imag))
         try:
-            return msgpack.ExtType(_PICKLE, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+            return msgpack.ExtType(_PICKLE, _pickle(obj))
         except Exception as exc:
             raise EncodeError(f"a result contains an object of type {type(obj).__qualname__!r} "
                               f"that cannot be sent back from a worker ({exc})") from None
@@ -170,18 +204,19 @@ class _Decoder:
 
     def ext_hook(self, code: int, data: bytes):
         if code == _ARRAY_OOB:
-            dtype, shape = self._unpack(data)
+            dtype, shape, *fortran = self._unpack(data)
             a = self._receive(dtype, shape)
             self.arrays.append(a)
-            return a
+            return a.T if fortran else a
         if code == _ARRAY_REMOTE:
-            dtype, shape, address = self._unpack(data)
+            dtype, shape, address, *fortran = self._unpack(data)
             a = self._receive(dtype, shape)
             self.remote.append((address, a))
-            return a
+            return a.T if fortran else a
         if code == _ARRAY:
-            dtype, shape, raw = self._unpack(data)
-            return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
+            dtype, shape, raw, *fortran = self._unpack(data)
+            a = np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
+            return a.T if fortran else a
         if code == _SCALAR:
             dtype, raw = self._unpack(data)
             return np.frombuffer(raw, dtype=np.dtype(dtype))[0]
@@ -309,7 +344,8 @@ def save(path, obj) -> None:
     body, buffers, _ = _body(obj)
     with open(path, "wb") as f:
         write_all(f.fileno(), [body, *buffers])
-        os.fsync(f.fileno())
+        if stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a pipe refuses fsync (EINVAL)
+            os.fsync(f.fileno())
 
 
 def load(path):

@@ -58,7 +58,7 @@ BAD = {
     "timeout 0": ["ok.npy", "--timeout", "0"],
     "unknown backend": ["ok.npy", "--backend", "mpi"],
     "scheduler without dask": ["ok.npy", "--scheduler", "tcp://127.0.0.1:1"],
-    "unknown output format": ["ok.npy", "--output", "out.txt"],
+    "output is a folder": ["ok.npy", "--output", "emptydir"],
     "output folder missing": ["ok.npy", "--output", "no/such/dir/out.json"],
     "joblog folder missing": ["ok.npy", "--joblog", "no/such/dir/log.tsv"],
     "text mapper on an array": ["ok.npy", "--map", "wordfreq"],

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from test_cli_support import CORPUS, NUMBERS, batch, batch_json
+from test_cli_support import CORPUS, NUMBERS, assert_one_line_error, batch, batch_json, env
 
 A = np.load(NUMBERS)
 
@@ -88,3 +91,55 @@ def test_workers_as_a_percentage():
     p = batch("run", NUMBERS, "--workers", "50%", "--dry-run")
     cpus = len(os.sched_getaffinity(0))
     assert f"{max(1, -(-cpus // 2))} workers" in p.stdout
+
+
+# --chunks N on a stream (issue 9: it was refused with "needs an input whose size is known")
+
+LINES = "".join(f"{i:07d}\n" for i in range(20_000)).encode()  # equal lines: equal shares
+
+
+def _chunk_lines(path, n) -> list[int]:
+    """Lines per chunk of the plan `batch run PATH --chunks n` makes."""
+    from batch.cli.run._line_inputs import StreamInput
+
+    inp = StreamInput(str(path))
+    return [task.count for task in inp.tasks(inp.plan(2, n, None), lambda lines: None)]
+
+
+def test_chunks_of_a_gzip_file_are_cut_by_its_size(tmp_path):
+    (tmp_path / "n.gz").write_bytes(gzip.compress(LINES))
+    counts = _chunk_lines(tmp_path / "n.gz", 5)
+    assert len(counts) == 5 and sum(counts) == 20_000
+    assert max(counts) <= 1.05 * min(counts), counts
+    p = batch("run", "n.gz", "--map", "lines", "--chunks", 5, "--joblog", "j.tsv",
+              "--format", "json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == 20_000
+    assert len((tmp_path / "j.tsv").read_text().splitlines()) == 1 + 5  # header + chunks
+
+
+def test_chunks_of_a_multi_member_gzip_file_stay_at_most_n(tmp_path):
+    # The trailer holds the last member's size only: a lower bound that the run outgrows.
+    (tmp_path / "m.gz").write_bytes(gzip.compress(LINES[:40_000]) + gzip.compress(LINES[40_000:]))
+    counts = _chunk_lines(tmp_path / "m.gz", 4)
+    assert len(counts) == 4 and sum(counts) == 20_000
+
+
+def test_chunks_of_stdin_redirected_from_a_file(tmp_path, monkeypatch):
+    (tmp_path / "in.txt").write_bytes(LINES)
+    with open(tmp_path / "in.txt") as stdin:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        counts = _chunk_lines("-", 3)
+    assert len(counts) == 3 and sum(counts) == 20_000
+    assert max(counts) <= 1.05 * min(counts), counts
+    with open(tmp_path / "in.txt") as stdin:
+        p = subprocess.run([sys.executable, "-m", "batch", "run", "-", "--map", "lines",
+                            "--chunks", "3", "--format", "json"], stdin=stdin,
+                           capture_output=True, text=True, env=env(), timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == 20_000
+
+
+def test_chunks_of_a_piped_stdin_say_what_to_use_instead():
+    p = batch("run", "-", "--chunks", 3, input="a\nb\n")
+    assert "--chunk-size" in assert_one_line_error(p)

@@ -68,3 +68,47 @@ def test_result_that_is_not_an_array_is_refused_without_a_file(tmp_path):
               tmp_path / "w.npy")
     assert "not an array" in assert_one_line_error(p)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, fmt", [("result", "text"), ("result.txt", "text"),
+                                       ("out", "json")])
+def test_output_without_a_known_extension_is_what_stdout_shows(tmp_path, name, fmt):
+    """Issue 9: `--output result` was refused ("unknown format '(none)'")."""
+    shown = batch("run", CORPUS, "--map", "wordfreq", "--top", 5, "--format", fmt)
+    assert shown.returncode == 0 and shown.stdout
+    out = run_to(tmp_path / name, CORPUS, "--map", "wordfreq", "--top", 5, "--format", fmt)
+    assert out.read_text() == shown.stdout
+    assert sorted(f.name for f in tmp_path.iterdir()) == [name]  # no temporary left
+    if fmt == "json":
+        assert json.loads(out.read_text())  # the JSON of the table, not its text
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize("path", ["/dev/stdout", "-"])
+def test_output_to_stdout_is_written_directly(tmp_path, fmt, path):
+    """/dev/stdout (a pipe here) cannot be renamed over: it is written, not replaced;
+    "-" is stdout too, not a file named "-"."""
+    shown = batch("run", NUMBERS, "--map", "stats", "--format", fmt)
+    p = batch("run", NUMBERS, "--map", "stats", "--format", fmt, "--output", path,
+              cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == shown.stdout and "count" in p.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_known_extension_to_a_pipe_is_written_directly(tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "fifo.msgpack"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    p = batch("run", NUMBERS, "--map", "stats", "--output", fifo)
+    reader.join(10)
+    if reader.is_alive():  # batch never opened the FIFO: release the reader's open()
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(10)
+    assert p.returncode == 0, p.stderr
+    assert msgpack.unpackb(got[0])["count"] == len(A)

@@ -11,10 +11,20 @@ import numpy as np
 import pytest
 
 import batch
+from roundtrip_catalogue import check_round_trip
 
 
 def square(x):
     return x * x
+
+
+def same(x):
+    return x
+
+
+def test_values_come_back_as_they_were_sent(backend):
+    """Issue 9: a 0-d array came back 1-d from fork; see roundtrip_catalogue.py."""
+    check_round_trip(lambda values: batch.pmap(same, values, backend=backend, workers=2))
 
 
 def test_pmap_keeps_input_order(backend):
@@ -290,3 +300,18 @@ def test_map_reduce_chunks_do_not_depend_on_timing(backend):
     spans = [batch.map_reduce(lambda c: [(float(c[0]), len(c))], operator.add, data,
                               backend=backend, workers=2) for _ in range(2)]
     assert spans[0] == spans[1] and len(spans[0]) == 2 * 4
+
+
+def test_several_iterables_are_zipped_as_map_does(backend):
+    # sliceable inputs (cut into spans, zipped in the worker) and lazy ones (zip())
+    arrays = (np.arange(10), np.arange(10) * 10)
+    expected = [a + b for a, b in zip(*arrays)]
+    assert batch.pmap(operator.add, *arrays, backend=backend, workers=2) == expected
+    assert batch.pmap(operator.add, range(10), iter([1] * 7), backend=backend,
+                      chunksize=3) == [i + 1 for i in range(7)]
+    assert list(batch.imap(pow, [2, 3, 4], (x for x in [2, 2]), backend=backend)) == [4, 9]
+    with batch.Pool(2, backend=backend) as pool:
+        got = pool.map(divmod, [7, 8, 9], [2, 3, 4], ordered=False, chunksize=1)
+        assert sorted(got) == sorted([(3, 1), (2, 2), (2, 1)])
+        assert sorted(pool.imap(operator.mul, "abc", [1, 2, 3], ordered=False)) == \
+            ["a", "bb", "ccc"]

@@ -6,6 +6,7 @@ fork backend and, where the failure can happen there, on thread and serial too.
 
 from __future__ import annotations
 
+import builtins
 import ctypes
 import operator
 import os
@@ -14,12 +15,13 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 import numpy as np
 import pytest
 
 import batch
-from batch import _platform, _wire
+from batch import _platform, _remote, _wire
 from conftest import alive
 
 fork_only = pytest.mark.skipif(not _platform.HAS_FORK, reason="needs os.fork")
@@ -49,6 +51,40 @@ def test_raise_is_worker_error_and_original_type(backend):
     assert "chunk 1 (items 3-5)" in str(err)
     assert "raise ValueError" in err.remote_traceback
     assert type(err.__cause__) is ValueError and err.__cause__.args == ("bad item 5",)
+
+
+def test_memory_error_is_still_a_memory_error(backend):
+    def f(x):
+        raise MemoryError(f"no room for item {x}")
+
+    with pytest.raises(MemoryError, match="no room for item 0") as info:
+        batch.pmap(f, [0], backend=backend, workers=1)
+    assert isinstance(info.value, batch.WorkerError) and info.value.chunk == 0
+
+
+_ARGS = {  # built-in types whose constructor needs more than a message
+    UnicodeDecodeError: ("utf-8", b"\xff", 0, 1, "invalid start byte"),
+    UnicodeEncodeError: ("ascii", "\xff", 0, 1, "ordinal not in range"),
+    UnicodeTranslateError: ("\xff", 0, 1, "untranslatable"),
+    ExceptionGroup: ("several", [ValueError("one")]),
+}
+BUILTIN_ERRORS = sorted((c for c in vars(builtins).values()
+                         if isinstance(c, type) and issubclass(c, Exception)),
+                        key=lambda c: c.__name__)
+
+
+@pytest.mark.parametrize("cls", BUILTIN_ERRORS, ids=lambda c: c.__name__)
+def test_every_builtin_exception_type_survives_the_trip(cls):
+    """Every built-in type, through the wire's description and back: the rebuilt error
+    is the original type too (MemoryError's __new__ used to refuse the mixin)."""
+    original = cls(*_ARGS.get(cls, ("boom",)))
+    try:
+        raise original
+    except Exception as exc:
+        info = _remote.describe_exception(exc, traceback.format_exc())
+    err = _remote.worker_error(info, chunk=2, items=range(4, 6))
+    assert isinstance(err, cls) and isinstance(err, batch.WorkerError)
+    assert repr(err.args) == repr(original.args) and err.chunk == 2
 
 
 def test_exception_that_cannot_be_rebuilt(backend):

@@ -14,6 +14,8 @@ import pytest
 
 import batch
 from batch import _platform, _wire
+from roundtrip_catalogue import BIG as CATALOGUE_BIG
+from roundtrip_catalogue import check_round_trip
 
 pytestmark = pytest.mark.skipif(not _platform.HAS_FORK or not _platform.can_pull(),
                                 reason="needs fork and process_vm_readv")
@@ -65,6 +67,14 @@ def test_catalogue_round_trips_through_a_pull(pulls, name):
     assert type(out) is np.ndarray
     assert out.dtype == value.dtype and out.shape == value.shape
     np.testing.assert_array_equal(out, value)
+
+
+def test_the_whole_round_trip_catalogue_through_pulls(pulls, monkeypatch):
+    """Every big array of issue 9's catalogue (each dtype, byte order, C/F/strided, nested)
+    takes the pull path: the worker inherits the lowered threshold."""
+    monkeypatch.setattr(_platform, "PULL_THRESHOLD", CATALOGUE_BIG)
+    check_round_trip(lambda values: batch.pmap(lambda _: values, [0], backend="fork")[0])
+    assert len(pulls) > 100
 
 
 def test_small_arrays_and_other_values_still_take_the_pipe(pulls):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from batch import _wire
+from roundtrip_catalogue import check_round_trip
 
 
 def send(payload, kind=_wire.RESULT) -> bytes:
@@ -80,3 +81,15 @@ def test_saved_arrays_load_visible_to_later_workers(tmp_path):
     loaded = _wire.load(path)["a"]
     assert batch.pmap(lambda i: float(loaded[i]), [1, (1 << 18) - 1], backend="fork",
                       chunksize=1) == [1.0, float((1 << 18) - 1)]
+
+
+def test_catalogue_round_trips_through_a_message():
+    check_round_trip(lambda values: read(send(values), piece=65536).payload)
+
+
+def test_catalogue_round_trips_through_a_saved_file(tmp_path):
+    def save_load(values):
+        _wire.save(tmp_path / "values", values)
+        return _wire.load(tmp_path / "values")
+
+    check_round_trip(save_load)

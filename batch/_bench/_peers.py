@@ -12,6 +12,10 @@ calls, as its docs intend, so only its first repetition pays the start):
     mpire      WorkerPool(n_jobs=n, start_method="fork"): pool.map(fn, items); a big
                input goes in as `shared_objects`, which fork shares copy-on-write; and
                concatenate_numpy_output=False, so that a list of arrays stays a list
+    executor   batch.Executor(n): ex.map(fn, items, chunksize=) with ppe_tuned's chunksize
+    executor_submit, ppe_submit
+               batch.Executor(n) / ProcessPoolExecutor(n): [ex.submit(fn, x) for x in
+               items], then every result: the loop code written for concurrent.futures has
 
 For map_reduce every implementation maps the same function over the same spans of the
 array (batch's own split): the peers receive each chunk as an argument, which is where
@@ -133,6 +137,48 @@ def _mpire(workers):
     return map_, map_reduce
 
 
+def _tuned_chunksize(n: int, workers: int) -> int:
+    return max(1, math.ceil(n / (CHUNKS_PER_WORKER * workers)))
+
+
+def _executor(workers):
+    import batch
+
+    def map_(fn, items):
+        with batch.Executor(workers) as ex:
+            return list(ex.map(fn, items, chunksize=_tuned_chunksize(len(items), workers)))
+
+    def map_reduce(fn, reducer, data, spans):
+        with batch.Executor(workers) as ex:
+            return functools.reduce(reducer, ex.map(fn, [data[a:b] for a, b in spans]))
+    return map_, map_reduce
+
+
+def _submit_loop(executor):
+    def make(workers):
+        def map_(fn, items):
+            with executor()(workers) as ex:
+                futures = [ex.submit(fn, x) for x in items]
+                return [f.result() for f in futures]
+
+        def map_reduce(fn, reducer, data, spans):
+            with executor()(workers) as ex:
+                futures = [ex.submit(fn, data[a:b]) for a, b in spans]
+                return functools.reduce(reducer, (f.result() for f in futures))
+        return map_, map_reduce
+    return make
+
+
+def _batch_executor():
+    import batch
+    return batch.Executor
+
+
+def _process_pool_executor():
+    from concurrent.futures import ProcessPoolExecutor
+    return ProcessPoolExecutor
+
+
 def _raw(workers):
     def unsupported(*args):
         raise TypeError("'raw' runs only measurements of shape 'call'")
@@ -148,6 +194,11 @@ IMPLEMENTATIONS = {i.key: i for i in [
     Implementation("ppe_tuned", "ProcessPoolExecutor tuned", None, _ppe(tuned=True)),
     Implementation("joblib", "joblib", "joblib", _joblib, _joblib_close),
     Implementation("mpire", "mpire", "mpire", _mpire),
+    Implementation("executor", "batch.Executor.map", None, _executor),
+    Implementation("executor_submit", "batch.Executor.submit loop", None,
+                   _submit_loop(_batch_executor)),
+    Implementation("ppe_submit", "ProcessPoolExecutor.submit loop", None,
+                   _submit_loop(_process_pool_executor)),
     Implementation("raw", "os.pipe", None, _raw),
 ]}
 

@@ -40,7 +40,7 @@ def run(*, size: str = "full", workloads=None, implementations=None, workers: in
     machine = _machine.describe()  # before: the source the measurements import
     t0 = time.monotonic()
     bar = _progress.bar(progress, sum(len(_runner.planned_runs(s, repeat)) for s in specs),
-                        desc="batch bench")
+                        desc="batch bench", unit="runs")
     rows = []
     try:
         for spec in specs:

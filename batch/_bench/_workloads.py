@@ -165,6 +165,12 @@ def _tiny(p: dict) -> Job:
     return Job("map", inc, range(n), items=n, check=check)
 
 
+def _executor_items(p: dict) -> Job:
+    job = _tiny(p)
+    job.data = list(job.data)  # a big list, as code written for concurrent.futures has
+    return job
+
+
 def _startup(p: dict) -> Job:
     ballast = np.ones(p["parent_bytes"] // 8) if p["parent_bytes"] else None
 
@@ -266,6 +272,12 @@ WORKLOADS = {w.name: w for w in [
              {"tiny": {"items": 20000}, "quick": {"items": 50000}, "full": {"items": 200000}},
              _tiny,
              skip={"ppe": "chunksize=1 sends each of the items alone (minutes); see ppe_tuned"}),
+    Workload("executor",
+             "The concurrent.futures API on trivial items: batch.Executor's chunked map and "
+             "submit loop against ProcessPoolExecutor's, in items/s.",
+             {"tiny": {"items": 1000}, "quick": {"items": 5000}, "full": {"items": 50000}},
+             _executor_items,
+             implementations=("executor", "ppe_tuned", "executor_submit", "ppe_submit")),
     Workload("startup", "A 2-item call from a small parent: the fixed cost of one call.",
              {s: {"parent_bytes": 0} for s in SIZES}, _startup, fresh_per_rep=True),
     Workload("startup_big", "The same 2-item call from a parent holding a big array.",

@@ -11,8 +11,8 @@ import argparse
 import os
 import sys
 
-WORKLOAD_NAMES = ("gil_bound", "numpy_gil_release", "big_input", "tiny_tasks", "startup",
-                  "startup_big", "big_results", "map_blocks", "pipe", "scaling")
+WORKLOAD_NAMES = ("gil_bound", "numpy_gil_release", "big_input", "tiny_tasks", "executor",
+                  "startup", "startup_big", "big_results", "map_blocks", "pipe", "scaling")
 IMPLEMENTATION_NAMES = ("serial", "fork", "thread", "mp_pool", "ppe", "ppe_tuned", "joblib",
                         "mpire")
 

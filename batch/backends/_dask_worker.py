@@ -21,6 +21,7 @@ import traceback
 
 import numpy as np
 
+from .._pickling import dumps
 from .._remote import describe_exception, pickle_exception
 
 
@@ -126,7 +127,7 @@ def run(job: Pickled, chunk):
         raise Failed(info, time.perf_counter() - t0, os.getpid()) from None
     seconds = time.perf_counter() - t0
     try:
-        payload = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        payload = dumps(result, cloudpickle.Pickler)  # keeps byte order
     except Exception as exc:
         message = f"the result cannot be pickled: {type(exc).__name__}: {exc}"
         raise Failed({"encode": True, "message": message}, seconds, os.getpid()) from None

@@ -37,7 +37,7 @@ import uuid
 
 import numpy as np
 
-from .. import _errors, _remote
+from .. import _errors, _pickling, _remote
 from . import _dask_worker
 from ._base import Outcome, Task
 # Before any import of distributed: without Dask, this raises DaskMissing and its hint.
@@ -233,7 +233,7 @@ def _bump(task: Task, retries: int) -> Task:
 
 
 def _pickled(obj) -> _dask_worker.Pickled:
-    return _dask_worker.Pickled(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+    return _dask_worker.Pickled(_pickling.dumps(obj, cloudpickle.Pickler))
 
 
 def _readable(fd: int) -> bool:

@@ -26,10 +26,17 @@ Two kinds of worker, and why:
   its process carries over.
 Either way a worker runs one chunk at a time and the coordinator hands out the next one
 to whichever core frees first, so a straggler never holds queued work.
+
+When a pipe or the fork fails (EMFILE past the open-files limit, EAGAIN past a process
+limit or a pids cgroup), the start raises WorkerStartError, an OSError too, and leaves no
+fd behind. If other workers already run, the coordinator carries on with those (and
+warns) instead of failing: the same work gets done with less parallelism, which is what a
+user under a limit would ask for. With no worker running, the error goes up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import selectors
@@ -75,6 +82,7 @@ class _Worker:
 class ForkBackend:
     name = "fork"
     defer_sigint = True
+    retry_start = True  # a start that raised WorkerStartError left no trace: try it later
 
     def __init__(self, *, workers: int, initializer=None, initargs=()):
         if not _platform.HAS_FORK:
@@ -89,6 +97,11 @@ class ForkBackend:
         self._finishing = False  # no new chunk will come: idle workers are let go
         self._blas_threads = max(1, _cpus.usable_cpus() // max(1, workers))
         self._restore_blas = None  # set at the first fork: an unused backend changes nothing
+        self._sigchld = contextlib.ExitStack()  # SIGCHLD from SIG_IGN to default, till close
+        # Threads known to be alive at every fork: batch.Executor forks from its dispatcher
+        # thread while the caller's thread runs (batch/_dispatch.py says why); any others
+        # are warned about.
+        self.expected_threads = 1
 
     # --- starting ---------------------------------------------------------------------
 
@@ -105,23 +118,27 @@ class ForkBackend:
         self._fork(task, persistent)
 
     def _fork(self, task: Task, persistent: bool) -> None:
-        _warn_if_threads()
+        _warn_if_threads(self.expected_threads)
         if self._restore_blas is None:
             _platform.prepare_fork()  # nothing to do unless modules were imported since
             self._restore_blas = _cpus.limit_blas_threads(self._blas_threads)
+            self._sigchld.enter_context(_signals.sigchld_default())
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:  # closed or replaced streams
                 pass
-        fds = list(os.pipe()) + (list(os.pipe()) if persistent else [-1, -1])
-        r, w, tr, tw = fds
+        fds = [-1] * 4  # result r, w, task tr, tw: inside `try`, so a failed pipe leaks none
         try:
+            fds[0:2] = self._starting(os.pipe, "its result pipe")
+            if persistent:
+                fds[2:4] = self._starting(os.pipe, "its task pipe")
+            r, w, tr, tw = fds
             _platform.enlarge_pipe(w)
             with _signals.signals_blocked():
                 gc.freeze()  # the child's collector then leaves the shared pages alone
                 try:
-                    pid = os.fork()
+                    pid = self._starting(os.fork, "the process")
                 except BaseException:
                     gc.unfreeze()
                     raise
@@ -143,6 +160,18 @@ class ForkBackend:
             for fd in fds:
                 if fd >= 0:
                     os.close(fd)
+
+    def _starting(self, call, what: str):
+        """call(); an OSError from it (a limit reached) becomes a WorkerStartError."""
+        try:
+            return call()
+        except OSError as exc:
+            running = len(self._workers)
+            raise _errors.WorkerStartError(
+                f"could not start a worker: creating {what} failed ({exc.strerror or exc}) "
+                f"with {running} worker{'s' if running != 1 else ''} running; "
+                f"{_platform.start_limit(exc.errno)} is probably reached: raise it, or "
+                f"use fewer workers", errno=exc.errno, running=running) from exc
 
     def _own_fds(self):
         """The coordinator's fds a new worker inherits and must close at once: a task
@@ -221,8 +250,14 @@ class ForkBackend:
         """The input is exhausted: idle workers start exiting now, while the last chunks
         still run, instead of at close(); that took about 3 ms at the end of a run."""
         self._finishing = True
+        self.let_go_idle()
+
+    def let_go_idle(self, wanted=()) -> None:
+        """Let idle workers exit, except those forked over an input whose id() is in
+        `wanted`: batch.Executor's calls and maps come one input after another, and an
+        idle worker of a finished one would otherwise wait on its task pipe until close()."""
         for worker in list(self._workers.values()):
-            if worker.task is None:
+            if worker.task is None and id(worker.first.data) not in wanted:
                 self._let_go(worker)
 
     def _let_go(self, worker: _Worker) -> None:
@@ -239,7 +274,10 @@ class ForkBackend:
         if problem is not None:
             _platform.kill_group(worker.pid, signal.SIGKILL)
         self._release(worker)
-        _, status, maxrss = _platform.wait4(worker.pid)
+        try:
+            _, status, maxrss = _platform.wait4(worker.pid)
+        except ChildProcessError:  # reaped by the system: SIGCHLD ignored where batch
+            status = maxrss = None  # could not change it (see _signals.sigchld_default)
         task, reader = worker.task, worker.reader
         if task is None:
             return None
@@ -255,7 +293,7 @@ class ForkBackend:
                                         detail="before its result was read", **where)
         elif reader.complete:
             self._read_message(worker, out)
-        elif reader.received and exitcode == 0:
+        elif reader.received and exitcode == 0 and status is not None:
             out.error = _errors.result_error(
                 f"the worker exited after sending only {reader.received} bytes of its result",
                 **where)
@@ -305,18 +343,19 @@ class ForkBackend:
         _platform.stop_and_reap([worker.pid], stop=[worker.pid], grace=STOP_GRACE)
         return out
 
-    def close(self) -> None:
+    def close(self, grace: float = STOP_GRACE) -> None:
         """Stop and reap every worker; close every fd. Idempotent.
 
         Idle persistent workers leave by themselves when their task pipe closes; busy
-        ones are stopped with SIGTERM, then SIGKILL after STOP_GRACE.
+        ones are stopped with SIGTERM, then SIGKILL after `grace` seconds (0: at once,
+        for batch.Executor.kill_workers).
         """
         workers = list(self._workers.values())
         busy = [w.pid for w in workers if w.task is not None]
         try:
             for worker in workers:
                 self._release(worker)
-            _platform.stop_and_reap([w.pid for w in workers], stop=busy, grace=STOP_GRACE)
+            _platform.stop_and_reap([w.pid for w in workers], stop=busy, grace=grace)
         finally:
             if self._wake_fd >= 0:
                 self._sel.unregister(self._wake_fd)
@@ -325,15 +364,16 @@ class ForkBackend:
             if self._restore_blas is not None:
                 self._restore_blas()
                 self._restore_blas = None
+            self._sigchld.close()  # every worker is reaped by now
 
 
-def _warn_if_threads() -> None:
+def _warn_if_threads(expected: int = 1) -> None:
     global _warned_threads
-    if _warned_threads or threading.active_count() <= 1:
+    if _warned_threads or threading.active_count() <= expected:
         return
     _warned_threads = True
     warnings.warn(
         f"batch is forking while {threading.active_count() - 1} other thread(s) are alive; "
         "a lock one of them holds stays locked forever in the child and can hang it. "
         "Start threads after the run, or use backend='thread'.",
-        RuntimeWarning, stacklevel=5)
+        RuntimeWarning, stacklevel=6)

@@ -15,7 +15,7 @@ import concurrent.futures as cf
 import time
 import traceback
 
-from .. import _remote
+from .. import _errors, _platform, _remote
 from ._base import Outcome, Task
 
 
@@ -29,7 +29,14 @@ class ThreadBackend:
         self._running: dict[cf.Future, tuple[Task, float, float]] = {}
 
     def start(self, task: Task) -> None:
-        future = self._pool.submit(_run, task)
+        try:
+            future = self._pool.submit(_run, task)
+        except RuntimeError as exc:  # "can't start new thread": a process/thread limit
+            running = len(self._running)
+            raise _errors.WorkerStartError(
+                f"could not start a worker thread ({exc}) with {running} running; "
+                f"{_platform.start_limit(None)} is probably reached: raise it, or use "
+                f"fewer workers", running=running) from exc
         self._running[future] = (task, time.time(), time.perf_counter())
 
     def wait(self, timeout: float | None, wake_fd: int | None = None) -> list[Outcome]:

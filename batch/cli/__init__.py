@@ -1,20 +1,17 @@
 """The `batch` command: the only place that prints for the user or exits.
 
-    argv ─► _args (argparse; one-line errors) ─► _run.run or _info.info or bench
-                    │
-    _run:   _inputs.open_input ─► INPUT kind: array (.npy/.npz memmap), lines (text file
-            │                     byte ranges, stdin/.gz streams), files (folder, glob, -0)
-            _job.build ─► Mapper (_builtins or module:function) + Reducer (_reducers)
-            _outputs.Target, _checkpoint.Checkpoint: checked before any work
-            │
-            _execute: plan ─► Tasks ─► batch._coordinator.run(backend) ─► Outcomes
-            │         ─► joblog, checkpoint, progress ─► in chunk order ─► reducer
-            ▼
-    _outputs: stdout (text or --format json) or --output FILE (.json .npy .msgpack .csv),
-              written under a temporary name and renamed
+    batch/cli/
+      __init__.py   main(): parse, dispatch, translate errors to one line and an exit status
+      _parser.py    the parser; each subcommand adds its own subparser
+      _controls.py  options every subcommand shares (-j, --backend, --timeout, --retries,
+                    --progress, --joblog, --dry-run) and the Controls they become
+      _exits.py     exit statuses and the exceptions that lead to them
+      _joblog.py    the joblog writer
+      run/          `batch run`: inputs, built-ins, reducers, outputs, checkpoints
+      info.py       `batch info`
+      bench.py      `batch bench` (the harness is batch/_bench)
 
-Exit statuses are in _exits: 0 ok, 1 chunks failed, 2 usage or bad input, 130 Ctrl-C,
-143 SIGTERM. Errors are one line, `batch: error: ...`; --debug adds the traceback.
+Errors are one line, `batch: error: ...`; --debug adds the traceback.
 """
 
 from __future__ import annotations
@@ -24,24 +21,29 @@ import sys
 import traceback
 
 from .. import BatchError, WorkerError
-from . import _args, _exits, _info, _run
-from ._exits import ChunksFailed, Terminated, UsageError
-from ._model import ItemError
+from . import _exits, _parser, bench, info, run
+from ._exits import ChunksFailed, OutputFailed, Terminated, UsageError
+from .run._model import ItemError
 
 __all__ = ["main"]
 
 
 def main(argv=None) -> int:
-    parser = _args.build({"run": _run.run, "info": _info.info})
+    _hold_closed_std_fds()
+    parser = _parser.build((run, info, bench))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else _exits.USAGE
     debug = getattr(args, "debug", False)
+    if sys.stdout is None and _prints(args):
+        fix = "give --output FILE" if args.func is run.command else "run it with stdout open"
+        return _fail(_exits.USAGE, f"stdout is closed, so the result has nowhere to go: "
+                     f"{fix}", debug)
     with _exits.sigterm_raises():
         try:
             code = args.func(args)
-            sys.stdout.flush()
+            _exits.flush_stdout()
             return code
         except UsageError as exc:
             return _fail(_exits.USAGE, str(exc), debug)
@@ -58,12 +60,40 @@ def main(argv=None) -> int:
         except BrokenPipeError:  # `batch run ... | head`: the reader left; say nothing
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return _exits.FAILED
+        except OutputFailed as exc:
+            if exc.stdout:  # nothing more can be written there, not even at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return _fail(_exits.FAILED, str(exc), debug)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             return _fail(_exits.USAGE, f"{where}{exc.strerror or exc}", debug)
         except Exception as exc:
             return _fail(_exits.FAILED, f"internal error: {type(exc).__name__}: {exc}"
                          + ("" if debug else " (--debug shows where)"), debug)
+
+
+def _hold_closed_std_fds() -> None:
+    """Put /dev/null on fd 0, 1 or 2 when the caller closed it (`batch run ... >&-`).
+
+    Otherwise the next pipe or file gets that number, a worker's result pipe can become
+    its fd 1, and whatever the mapped function (or a program it starts) prints lands in
+    the result. sys.stdout stays None, so a closed stdout is still noticed.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            got = os.open(os.devnull, os.O_RDWR)
+            if got != fd:  # a lower one was closed too and took it: that one stays
+                os.dup2(got, fd)
+                os.close(got)
+
+
+def _prints(args) -> bool:
+    """Whether the command's result goes to stdout."""
+    if args.func is not run.command or getattr(args, "dry_run", False):
+        return True
+    return args.output in (None, "-") and args.reduce != "none"
 
 
 def _say(message: str) -> None:

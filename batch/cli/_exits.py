@@ -1,7 +1,8 @@
 """Exit statuses, and the exceptions that lead to them.
 
     0    every chunk succeeded, the output is written
-    1    chunks failed (after --retries); with --keep-going every failure is listed
+    1    chunks failed (after --retries); with --keep-going every failure is listed;
+         or the result could not be written (a full disk, a stdout that fails)
     2    usage error or bad input: caught before any work, or before any output is written
     130  interrupted by Ctrl-C (128 + SIGINT)
     143  terminated by SIGTERM (128 + SIGTERM)
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 
 OK, FAILED, USAGE, INTERRUPTED, TERMINATED = 0, 1, 2, 130, 143
@@ -31,6 +33,28 @@ class ChunksFailed(Exception):
         super().__init__(f"{len(failures)} of {chunks} chunk{'s' if chunks != 1 else ''} "
                          f"failed")
         self.failures = failures
+
+
+class OutputFailed(Exception):
+    """The result could not be written (a full disk, /dev/full, a closed terminal): exit
+    1, not 2, since the input was fine. `.stdout` tells whether stdout is the casualty."""
+
+    def __init__(self, message: str, stdout: bool = False):
+        super().__init__(message)
+        self.stdout = stdout
+
+
+def flush_stdout() -> None:
+    """Flush stdout (if open at all); a failure is an OutputFailed that names stdout."""
+    if sys.stdout is None:
+        return
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputFailed(f"cannot write the result to stdout: {exc.strerror or exc}",
+                           stdout=True) from exc
 
 
 class Terminated(BaseException):

@@ -20,7 +20,7 @@ row, for its last attempt.
 from __future__ import annotations
 
 from .. import _errors
-from ._exits import UsageError
+from ._exits import OutputFailed, UsageError
 
 COLUMNS = ("chunk", "items", "pid", "start", "seconds", "exit_status", "signal",
            "peak_memory", "attempt", "error")
@@ -32,7 +32,7 @@ class JobLog:
             self._f = open(path, "w", buffering=1, encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"--joblog {path}: {exc.strerror or exc}") from None
-        self._f.write("\t".join(COLUMNS) + "\n")
+        self._line(COLUMNS)
 
     def row(self, out, envelope) -> None:
         task = out.task
@@ -47,10 +47,20 @@ class JobLog:
                  _blank(0 if out.exitcode is None and out.error is None else out.exitcode),
                  "" if out.signal is None else _errors.signal_name(out.signal),
                  _blank(out.maxrss), task.attempt, error)
-        self._f.write("\t".join(map(str, cells)) + "\n")
+        self._line(cells)
+
+    def _line(self, cells) -> None:
+        try:
+            self._f.write("\t".join(map(str, cells)) + "\n")
+        except OSError as exc:  # ENOSPC: stop here; a checkpoint keeps what is done
+            raise OutputFailed(f"--joblog {self._f.name}: cannot write: "
+                               f"{exc.strerror or exc}") from exc
 
     def close(self) -> None:
-        self._f.close()
+        try:
+            self._f.close()
+        except OSError:  # already reported by row(), or nothing was left to write
+            pass
 
 
 def _blank(value) -> str:

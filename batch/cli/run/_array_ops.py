@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .._combine import NOTHING
+from ..._combine import NOTHING
 
 # Moments are computed over blocks of rows of about this many elements, so the float64
 # temporaries stay at a few MiB whatever the chunk size (a 64 MiB chunk would double a

@@ -13,9 +13,9 @@ import re
 
 import numpy as np
 
-from .._combine import NOTHING
+from ..._combine import NOTHING
+from .._exits import UsageError
 from . import _array_ops, _sort, _text_ops
-from ._exits import UsageError
 from ._model import Mapper, Reducer, Result
 from ._reducers import BUILTIN as REDUCERS
 from ._reducers import join, merge_into

@@ -15,12 +15,13 @@ import tempfile
 
 import numpy as np
 
-from .. import _cpus, backends
+from .. import _controls
+from .._controls import Controls
+from .._exits import UsageError
+from .._joblog import JobLog
 from . import _block_output, _builtins, _inputs, _job
 from ._checkpoint import Checkpoint
-from ._execute import Controls, execute
-from ._exits import UsageError
-from ._joblog import JobLog
+from ._execute import execute
 from ._model import Result
 from ._outputs import Target
 
@@ -32,9 +33,7 @@ def run(args) -> int:
     target = Target(args)
     if args.reduce == "none" and args.output:
         raise UsageError("--reduce none keeps no result: there is nothing to --output")
-    if args.joblog and not os.path.isdir(os.path.dirname(os.path.abspath(args.joblog))):
-        raise UsageError(f"--joblog {args.joblog}: no such folder")
-    ctl = _controls(args)
+    ctl = _controls.from_args(args, keep_going=args.keep_going)
     natural_sort = args.map == "sort" and args.reduce is None
     with _runs_folder(natural_sort, args.checkpoint) as runs_dir:
         mapper, reducer = _job.build(args, inp.kind, runs_dir)
@@ -65,25 +64,21 @@ def run(args) -> int:
         try:
             result = execute(inp, plan, mapper, reducer, ctl, checkpoint=checkpoint,
                              joblog=joblog)
+        except Exception:
+            _check_unchanged(inp)  # a file changed midway explains a failure best
+            raise
         finally:
             if joblog is not None:
                 joblog.close()
+        _check_unchanged(inp)
         target.write(result if isinstance(result, Result) else Result(result))
     return 0
 
 
-def _controls(args) -> Controls:
-    try:
-        backend = backends.resolve(args.backend)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if args.scheduler is not None and backend != "dask":
-        raise UsageError("--scheduler is for --backend dask")
-    address = args.scheduler or args.scheduler_env
-    options = {"address": address} if backend == "dask" and address else {}
-    progress = args.progress if args.progress is not None else sys.stderr.isatty()
-    return Controls(args.workers or _cpus.usable_cpus(), backend, options, args.timeout,
-                    args.retries, args.keep_going, progress)
+def _check_unchanged(inp) -> None:
+    watch = getattr(inp, "watch", None)
+    if watch is not None:
+        watch.check()
 
 
 @contextlib.contextmanager
@@ -110,9 +105,10 @@ def _histogram_range(args, inp, plan, ctl):
     dtype = inp.array.dtype if inp.kind == "array" else np.float64
     if args.range is not None:
         return (*args.range, dtype)
-    if inp.kind == "lines" and inp.total is None and getattr(inp, "path", None) == "-":
-        raise UsageError("--map histogram of stdin needs --range LO,HI: stdin can be read "
-                         "only once, and the range needs a pass of its own")
+    if inp.kind == "lines" and inp.total is None and getattr(inp, "once", False):
+        raise UsageError(f"--map histogram of {'stdin' if inp.path == '-' else 'a pipe'} "
+                         f"needs --range LO,HI: it can be read only once, and the range "
+                         f"needs a pass of its own")
     mapper = _builtins.range_mapper(inp.kind)
     pass_ctl = Controls(ctl.workers, ctl.backend, ctl.options, ctl.timeout, ctl.retries,
                         False, ctl.progress)
@@ -133,7 +129,9 @@ def _print_plan(inp, plan, mapper, reducer, ctl, checkpoint) -> None:
     if isinstance(plan, dict):
         size = plan["chunk_size"]
         print("chunks   read as the input arrives, "
-              + (f"{size} lines each" if size else "sized to about 50 ms of work each")
+              + (f"at most {plan['chunks']} of about {plan['bytes'] / plan['chunks']:.0f} "
+                 f"bytes each" if plan.get("chunks") else
+                 f"{size} lines each" if size else "sized to about 50 ms of work each")
               + (f"; {len(done)} saved in the checkpoint" if done else ""))
         return
     print(f"chunks   {len(plan)}" + (f" ({len(done)} saved in the checkpoint)" if done else ""))

@@ -20,8 +20,8 @@ import json
 import os
 import re
 
-from .. import __version__, _wire
-from ._exits import UsageError
+from ... import __version__, _wire
+from .._exits import OutputFailed, UsageError
 
 _CHUNK = re.compile(r"chunk-(\d+)\.msgpack$")
 
@@ -31,12 +31,20 @@ def _plain(obj):
 
 
 def atomic_replace(path: str, write) -> None:
-    """write(tmp) then rename tmp to path; the temporary file never outlives a failure."""
+    """write(tmp) then rename tmp to path; the temporary file never outlives a failure.
+
+    A failed write (ENOSPC above all) is an OutputFailed naming `path` and the cause: the
+    low-level errors name neither (numpy's tofile said only '399983 requested and 130544
+    written').
+    """
     folder, name = os.path.split(os.path.abspath(path))
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OutputFailed(f"cannot write {path}: {exc.strerror or exc}") from exc
     except BaseException:
         try:
             os.unlink(tmp)

@@ -8,6 +8,7 @@ import platform
 import sys
 
 from .. import __version__, _cpus, _platform, backends
+from ._parser import add_debug
 
 
 def facts() -> dict:
@@ -53,3 +54,11 @@ def info(args) -> int:
         print(f"BLAS             {lib.get('internal_api', '?')} {lib.get('version') or ''}, "
               f"{lib.get('num_threads')} threads{extra}")
     return 0
+
+
+def add_parser(sub):
+    p = sub.add_parser("info", help="what this machine offers batch")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    add_debug(p)
+    p.set_defaults(func=info)
+    return p

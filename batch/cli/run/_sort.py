@@ -12,6 +12,7 @@ np.sort and np.searchsorted define it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -29,8 +30,15 @@ def spill(runs_dir: str):
         values = np.sort(np.asarray(chunk), axis=None)
         name = f"run-{uuid.uuid4().hex}.bin"
         tmp = os.path.join(runs_dir, name + ".tmp")
-        with open(tmp, "wb") as f:
-            values.tofile(f)
+        try:
+            with open(tmp, "wb") as f:  # f.write, not tofile: that one loses the errno
+                f.write(values.reshape(-1).view(np.uint8))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise OSError(exc.errno, f"{exc.strerror} (sort's runs take as much room as "
+                          f"the input: set TMPDIR, or --checkpoint, to a folder with room)",
+                          tmp) from None
         os.replace(tmp, os.path.join(runs_dir, name))
         return (os.path.join(runs_dir, name), values.size, values.dtype.str)
     return body

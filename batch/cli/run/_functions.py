@@ -13,7 +13,7 @@ import importlib.util
 import os
 import sys
 
-from ._exits import UsageError
+from .._exits import UsageError
 
 
 def load(spec: str, option: str):

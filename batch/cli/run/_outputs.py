@@ -4,9 +4,14 @@
     --output FILE.npy      arrays as they are; tables (wordfreq, grep, ...) as records
     --output FILE.msgpack  the same plain data as JSON, NaN kept
     --output FILE.csv      tables with a header row; arrays one row per row
+    --output FILE          any other name (out, result.txt, /dev/stdout): exactly what
+                           stdout would have shown, text or (--format json) JSON
+    --output -             stdout itself
 
-A file is written under a temporary name in its folder and renamed when complete, so an
-error (or Ctrl-C) never leaves half an output. Results too large to hold (sort's merged
+A regular file is written under a temporary name in its folder and renamed when complete,
+so an error (or Ctrl-C) never leaves half an output; a path that exists and is not a
+regular file (/dev/stdout, a FIFO, /dev/null) cannot be renamed over and is written
+directly. Results too large to hold (sort's merged
 runs) arrive as blocks and are written block by block.
 """
 
@@ -16,50 +21,80 @@ import csv
 import json
 import math
 import os
+import stat
 import sys
 
 import numpy as np
 
-from .. import _wire
+from ... import _wire
+from .._exits import OutputFailed, UsageError, flush_stdout
 from ._checkpoint import atomic_replace
-from ._exits import UsageError
 from ._model import Result
-
-FORMATS = (".json", ".npy", ".msgpack", ".csv")
-
 
 class Target:
     """Where the result goes; checked before the run so that a typo costs nothing."""
 
     def __init__(self, args):
-        self.path = args.output
+        # "-" is stdout, as INPUT "-" is stdin; it would otherwise make a file named "-".
+        self.path = None if args.output == "-" else args.output
         self.format = args.format
         if self.path is None:
             return
         self.ext = os.path.splitext(self.path)[1].lower()
-        if self.ext not in FORMATS:
-            raise UsageError(f"--output {self.path}: unknown format {self.ext or '(none)'!r}; "
-                             f"use {', '.join(FORMATS)}")
+        try:
+            self.direct = not stat.S_ISREG(os.stat(self.path).st_mode)
+        except OSError:
+            self.direct = False  # not there yet (or a dangling link): a new regular file
+        if os.path.isdir(self.path):
+            raise UsageError(f"--output {self.path}: is a folder")
+        if self.direct:
+            if not os.access(self.path, os.W_OK):
+                raise UsageError(f"--output {self.path}: cannot write to it")
+            return
         folder = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(folder):
             raise UsageError(f"--output {self.path}: no such folder {folder}")
         if not os.access(folder, os.W_OK):
             raise UsageError(f"--output {self.path}: cannot write in {folder}")
-        if os.path.isdir(self.path):
-            raise UsageError(f"--output {self.path}: is a folder")
 
     def write(self, result: Result) -> None:
         if self.path is None:
             out = sys.stdout
-            if self.format == "json":
-                _json(out, result)
-            else:
-                for line in _human(result):
-                    out.write(line + "\n")
-            out.flush()
+            if out is None:  # closed, with nothing to print (--reduce none): cli checked
+                return
+            try:
+                _shown(out, result, self.format)
+            except BrokenPipeError:
+                raise
+            except OSError as exc:  # ENOSPC, EIO: not the input's fault
+                raise OutputFailed(f"cannot write the result to stdout: "
+                                   f"{exc.strerror or exc}", stdout=True) from exc
+            flush_stdout()
             return
-        writer = {".json": _json_file, ".npy": _npy, ".msgpack": _msgpack, ".csv": _csv}[self.ext]
-        atomic_replace(self.path, lambda tmp: writer(tmp, result))
+        writer = _FILE_WRITERS.get(self.ext, self._as_shown)
+        if self.direct:
+            try:
+                writer(self.path, result)
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                raise OutputFailed(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        else:
+            atomic_replace(self.path, lambda tmp: writer(tmp, result))
+
+    def _as_shown(self, path, result) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            _shown(f, result, self.format)
+            _sync(f)
+
+
+def _shown(out, result: Result, fmt: str) -> None:
+    """What stdout shows: text for people, or JSON with --format json."""
+    if fmt == "json":
+        _json(out, result)
+    else:
+        for line in _human(result):
+            out.write(line + "\n")
 
 
 def _is_stream(value) -> bool:
@@ -115,7 +150,8 @@ def _msgpack(path, result):
 
 def _sync(f) -> None:
     f.flush()
-    os.fsync(f.fileno())
+    if stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a pipe or tty refuses fsync (EINVAL)
+        os.fsync(f.fileno())
 
 
 # --- tables (CSV, .npy records, the terminal) --------------------------------------------
@@ -187,10 +223,21 @@ def _npy(path, result):
                       "fortran_order": False, "shape": (len(value),)}
             np.lib.format.write_array_header_2_0(f, header)
             for block in value.blocks():
-                block.tofile(f)
+                write_raw(f, block)
         else:
-            np.lib.format.write_array(f, _as_array(result), allow_pickle=False)
+            array = _as_array(result)
+            if not array.flags.c_contiguous:  # not ascontiguousarray: it makes 0-d 1-d
+                array = array.copy(order="C")
+            np.lib.format.write_array_header_2_0(
+                f, np.lib.format.header_data_from_array_1_0(array))
+            write_raw(f, array)
         _sync(f)
+
+
+def write_raw(f, array: np.ndarray) -> None:
+    """An array's bytes, through f.write: a full disk is then OSError(ENOSPC), not
+    ndarray.tofile's errno-less '399983 requested and 130544 written'."""
+    f.write(np.ascontiguousarray(array.reshape(-1)).view(np.uint8))
 
 
 def _as_array(result: Result) -> np.ndarray:
@@ -211,6 +258,9 @@ def _as_array(result: Result) -> np.ndarray:
         raise UsageError("the result holds values of mixed types, not an array; "
                          "write it as .json or .msgpack")
     return array
+
+
+_FILE_WRITERS = {".json": _json_file, ".npy": _npy, ".msgpack": _msgpack, ".csv": _csv}
 
 
 def _cell(value) -> str:

@@ -15,7 +15,7 @@ import zipfile
 
 import numpy as np
 
-from ._exits import UsageError
+from .._exits import UsageError
 
 _MAGIC = b"\x93NUMPY"
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # zip local file header: signature .. name/extra lengths

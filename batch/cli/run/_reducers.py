@@ -12,7 +12,7 @@ import operator
 
 import numpy as np
 
-from ._exits import UsageError
+from .._exits import UsageError
 from ._model import Reducer
 
 

@@ -27,7 +27,7 @@ def _each_file(paths, fn):
         try:
             yield fn(path)
         except OSError as exc:
-            raise ItemError(i, path, exc.strerror or str(exc)) from None
+            raise ItemError(i, path, exc.strerror or str(exc), whole=True) from None
 
 
 def lines_of(paths):
@@ -36,7 +36,7 @@ def lines_of(paths):
         try:
             yield from _lines.file_lines(path)
         except OSError as exc:
-            raise ItemError(i, path, exc.strerror or str(exc)) from None
+            raise ItemError(i, path, exc.strerror or str(exc), whole=True) from None
 
 
 def count_lines(lines) -> int:

@@ -16,26 +16,18 @@ counts chunk indices from 0 and would wait forever for a chunk that never runs).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 
-from .. import _coordinator, _progress, backends
-from .._combine import NOTHING, in_order
-from .._pool import WINDOW_PER_WORKER
-from ._exits import ChunksFailed, UsageError
+from ... import _coordinator, _progress, backends
+from ..._combine import NOTHING, in_order
+from ..._pool import WINDOW_PER_WORKER
+from .._controls import Controls
+from .._exits import ChunksFailed, UsageError
 
 _SAVED, _FAILED = object(), object()
 
-
-@dataclasses.dataclass
-class Controls:
-    workers: int
-    backend: str
-    options: dict
-    timeout: float | None = None
-    retries: int = 0
-    keep_going: bool = False
-    progress: bool = False
+# What the progress bar counts, by input kind: an array's rows (along axis 0), lines, files.
+UNITS = {"array": "rows", "lines": "lines", "files": "files"}
 
 
 def execute(inp, plan, mapper, reducer, ctl: Controls, *, checkpoint=None, joblog=None,
@@ -46,7 +38,7 @@ def execute(inp, plan, mapper, reducer, ctl: Controls, *, checkpoint=None, joblo
     feedback = getattr(tasks, "feedback", None)  # streamed input sizes chunks by timing
     if saved:
         tasks = _skip(tasks, saved, checkpoint)
-    bar = _progress.bar(ctl.progress, inp.total, desc)
+    bar = _progress.bar(ctl.progress, inp.total, desc, unit=UNITS.get(inp.kind, "items"))
     failures: list = []
     ran = 0
     estimate = _TotalEstimate(inp, bar)

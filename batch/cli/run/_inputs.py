@@ -14,17 +14,19 @@ inputs of lines are in _line_inputs.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
+import stat as stat_module
 import sys
 
 
-from .. import _data, _split
-from ..backends._base import Task
+from ... import _data, _split
+from ...backends._base import Task
+from .._exits import UsageError
 from . import _npy
-from ._chunking import over_rows, parts, stat
-from ._exits import UsageError
+from ._chunking import Unchanged, over_rows, parts, stat
 from ._line_inputs import StreamInput, TextInput
 
 
@@ -33,6 +35,7 @@ class ArrayInput:
 
     def __init__(self, path: str, key: str | None):
         self.path, self.key = path, key
+        self.watch = Unchanged(path)  # pages are read by workers as the run goes on
         self.array = _npy.load_npz(path, key) if path.endswith(".npz") else _npy.load_npy(path)
         self.total = len(self.array)
         a = self.array
@@ -56,38 +59,57 @@ class ArrayInput:
 
 
 class FilesInput:
-    """Files as items: a folder (recursively), a glob, or NUL-separated names on stdin."""
+    """Files as items: a folder (recursively), a glob, or NUL-separated names on stdin.
+
+    Every path that cannot be read (a folder os.walk cannot list, a file that cannot be
+    stat'ed or opened for reading) is found before the run and named in full: the run
+    fails on them, or, with --keep-going, skips them and says so (`unreadable`).
+    """
 
     kind = "files"
+    watch = None  # each file is read whole by one worker: a change is not a mix of two
 
-    def __init__(self, paths: list[str], label: str):
-        if not paths:
+    def __init__(self, paths: list[str], label: str, *, keep_going: bool = False,
+                 unreadable=()):
+        found, unreadable = _readable(paths, list(unreadable))
+        if unreadable and not keep_going:
+            raise UsageError(f"{label}: {len(unreadable)} unreadable path"
+                             f"{'s' if len(unreadable) != 1 else ''} (--keep-going skips "
+                             f"them): " + "; ".join(f"{p}: {why}" for p, why in unreadable))
+        for p, why in unreadable:
+            print(f"batch: warning: skipped {p}: {why}", file=sys.stderr)
+        if not found:
             raise UsageError(f"{label}: no files")
-        self.paths = paths
-        self.total = len(paths)
-        self.label = f"{label}: {len(paths)} files"
+        self.paths = found
+        self.total = len(found)
+        self.label = f"{label}: {len(found)} files"
 
     @classmethod
-    def folder(cls, path):
-        found = sorted(os.path.join(root, name) for root, _, names in os.walk(path)
+    def folder(cls, path, keep_going: bool = False):
+        unreadable = []
+        found = sorted(os.path.join(root, name) for root, _, names
+                       in os.walk(path, onerror=lambda exc: unreadable.append(_why(exc)))
                        for name in names)
-        return cls([p for p in found if os.path.isfile(p)], path)
+        return cls(found, path, keep_going=keep_going, unreadable=unreadable)
 
     @classmethod
-    def pattern(cls, pattern):
-        found = [p for p in sorted(glob.glob(pattern, recursive=True)) if os.path.isfile(p)]
+    def pattern(cls, pattern, keep_going: bool = False):
+        # glob skips a folder it cannot list without a word: not found here either
+        found = sorted(glob.glob(pattern, recursive=True))
+        found = [p for p in found if not os.path.isdir(p)]
         if not found:
             raise UsageError(f"{pattern}: no files match")
-        return cls(found, pattern)
+        return cls(found, pattern, keep_going=keep_going)
 
     @classmethod
-    def null_separated(cls, stream):
+    def null_separated(cls, stream, keep_going: bool = False):
         names = [n.decode("utf-8", "surrogateescape") for n in stream.read().split(b"\0") if n]
         missing = [n for n in names if not os.path.exists(n)]
         if missing:
             raise UsageError(f"{missing[0]}: no such file (one of {len(missing)} names "
                              f"from stdin that do not exist)")
-        return cls([n for n in names if os.path.isfile(n)], "stdin (--null)")
+        return cls([n for n in names if not os.path.isdir(n)], "stdin (--null)",
+                   keep_going=keep_going)
 
     def identity(self) -> dict:
         h = hashlib.sha256()
@@ -108,6 +130,48 @@ class FilesInput:
         return self.paths[a] if b - a == 1 else f"{self.paths[a]} .. {self.paths[b - 1]}"
 
 
+def _why(exc: OSError) -> tuple[str, str]:
+    return exc.filename, exc.strerror or str(exc)
+
+
+def _readable(paths, unreadable: list) -> tuple[list[str], list]:
+    """(the regular files among `paths` this process may read, every path it may not).
+
+    Other kinds of file (FIFOs, devices, sockets) are left out, as before: a worker
+    reading a FIFO would wait for its writer.
+    """
+    found = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError as exc:  # a folder without search permission; a dangling link
+            unreadable.append(_why(exc))
+            continue
+        if not stat_module.S_ISREG(st.st_mode):
+            continue
+        if not os.access(p, os.R_OK):
+            unreadable.append((p, os.strerror(errno.EACCES)))
+            continue
+        found.append(p)
+    return found, sorted(unreadable)
+
+
+def _not_regular(path: str) -> str | None:
+    """What `path` is when it is not a regular file ('a pipe', ...), else None.
+
+    Seen as a text file, a pipe had size 0: `batch run <(seq 1000)` counted 0 lines and
+    exited 0, and a named FIFO was opened again by the planner and hung.
+    """
+    mode = os.stat(path).st_mode
+    if stat_module.S_ISREG(mode):
+        return None
+    if stat_module.S_ISFIFO(mode):
+        return "a pipe"
+    if stat_module.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
+
+
 def open_input(args, sample_kind: str):
     """The input named on the command line, or the sample data fitting the mapper."""
     path = args.input
@@ -115,17 +179,23 @@ def open_input(args, sample_kind: str):
         if args.null:
             if path not in (None, "-"):
                 raise UsageError("--null reads file names from stdin: give no INPUT")
-            return FilesInput.null_separated(sys.stdin.buffer)
+            return FilesInput.null_separated(sys.stdin.buffer, args.keep_going)
         if path is None:
             return _sample(sample_kind, args)
         if path == "-":
             return StreamInput(path)
         if os.path.isdir(path):
-            return FilesInput.folder(path)
+            return FilesInput.folder(path, args.keep_going)
         if not os.path.exists(path):
             if glob.has_magic(path):
-                return FilesInput.pattern(path)
+                return FilesInput.pattern(path, args.keep_going)
             raise UsageError(f"{path}: no such file or folder")
+        kind = _not_regular(path)
+        if kind is not None:  # <(cmd), /dev/fd/N, a FIFO: read once, as stdin is
+            if path.endswith((".npy", ".npz")):
+                raise UsageError(f"{path}: is {kind}, and an array input is memory-mapped: "
+                                 f"save it to a file first")
+            return StreamInput(path, pipe=True)
         if path.endswith((".npy", ".npz")):
             return ArrayInput(path, args.key)
         if path.endswith(".gz"):

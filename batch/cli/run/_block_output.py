@@ -16,14 +16,16 @@ import os
 
 import numpy as np
 
-from .. import _blocks
-from .._pool import Pool
+from ... import _blocks
+from ..._pool import Pool
 from ._checkpoint import atomic_replace
 
 
 def applies(args, inp) -> bool:
+    out = args.output
     return (inp.kind == "array" and ":" in args.map and args.reduce in (None, "concat")
-            and args.output is not None and args.output.lower().endswith(".npy")
+            and out is not None and out.lower().endswith(".npy")
+            and (not os.path.exists(out) or os.path.isfile(out))  # a FIFO is written as is
             and args.checkpoint is None and not args.joblog and not args.keep_going)
 
 

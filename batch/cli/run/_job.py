@@ -7,8 +7,8 @@ parallel runs a command per item), with `concat` as the default reducer.
 
 from __future__ import annotations
 
+from .._exits import UsageError
 from . import _builtins, _functions, _reducers
-from ._exits import UsageError
 from ._model import ItemError, Mapper
 
 # What `batch run INPUT` computes when --map is not given.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Iterable
 
-from .._combine import NOTHING
+from ..._combine import NOTHING
 
 
 def _same(x):
@@ -65,12 +65,13 @@ class ItemError(Exception):
     turns the index into the item's position in the whole input when it knows it.
     """
 
-    def __init__(self, index: int, item, reason: str):
+    def __init__(self, index: int, item, reason: str, *, whole: bool = False):
         super().__init__(index, item, reason)
         self.index, self.item, self.reason = index, item, reason
+        self.whole = whole  # a file name: cut, it would lose the part that names the file
 
     def __str__(self) -> str:
-        return f"{_short(self.item)}: {self.reason}"
+        return f"{repr(self.item) if self.whole else _short(self.item)}: {self.reason}"
 
 
 def _short(item) -> str:

@@ -1,0 +1,35 @@
+"""The command line: one parser, a subparser per subcommand.
+
+Each subcommand declares its own options in its own room (`run/_args.py`, `info.py`,
+`bench.py`); what they share comes from `_controls`. The parser prints one line per error,
+not argparse's usage block: scripts grep stderr, and the usage is one `--help` away.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import __version__
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"batch: error: {message} (see '{self.prog} --help')\n")
+
+
+def build(subcommands) -> Parser:
+    """The parser; each of `subcommands` has `add_parser(sub)`, which sets `func`."""
+    parser = Parser(prog="batch", description="Parallel map-reduce over arrays, lines and "
+                    "files, and programs run over items, on every core.")
+    parser.add_argument("--version", action="version", version=f"batch {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in subcommands:
+        command.add_parser(sub)
+    return parser
+
+
+def add_debug(p) -> None:
+    # SUPPRESS: the subcommand's default must not overwrite `batch --debug run`.
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks")
