@@ -1,6 +1,17 @@
 """map_blocks: fn over blocks of an array along axis 0, each result written into its
 slice of one output array allocated before the workers exist.
 
+Two ways for fork workers to write the caller's output, chosen once per process:
+
+- push (where the kernel lets a child write its parent: no Yama, or ptrace_scope 0):
+  the output is the caller's own private memory, hidden from the workers
+  (MADV_DONTFORK); each worker computes its block and copies it to the output's address
+  in the caller with process_vm_writev, taking the page faults on its own CPU. The
+  output's pages can be huge pages, which shared memory on this machine cannot
+  (shmem_enabled = never): interleaved on 512 MiB, 4 runs each, load about 5: push
+  median 2.25 s, the memfd below 2.49 s, threads 3.41 s.
+- memfd (everywhere else), drawn here:
+
     coordinator                                      worker (fork)
     ───────────                                      ─────────────
     shape and dtype: out=, or fn(array[:1]) here
@@ -32,6 +43,7 @@ import collections.abc
 import contextlib
 import inspect
 import math
+import os
 import traceback
 
 import numpy as np
@@ -111,11 +123,33 @@ def _compute(fn, block, dest, with_out: bool, shared: bool = False):
     want = (rows,) + (dest.shape[1:] if dest is not None else got.shape[1:])
     if got.shape != want:
         raise BlockShapeError(f"map_blocks: fn returned shape {got.shape} for a block of "
-                         f"{rows} rows; expected {want}")
+                              f"{rows} rows; expected {want}")
     if dest is None:
         return got
     dest[...] = got
     return None
+
+
+def _push(fn, block: _Block, into: "_Pushed") -> None:
+    """In a worker: fn(block), written into the caller's output with process_vm_writev."""
+    rows = len(block.data)
+    got = np.asarray(fn(block.data))
+    want = (rows,) + into.shape[1:]
+    if got.shape != want:
+        raise BlockShapeError(f"map_blocks: fn returned shape {got.shape} for a block of "
+                              f"{rows} rows; expected {want}")
+    got = np.ascontiguousarray(got, dtype=into.dtype)
+    _platform.write_process_memory(into.pid, into.address + block.start * into.row_bytes,
+                                   got.ctypes.data, got.nbytes)
+
+
+class _Pushed:
+    """Where workers write: the caller's pid, and its output's address, layout and type."""
+
+    def __init__(self, pid: int, target: np.ndarray):
+        self.pid, self.address = pid, target.ctypes.data
+        self.shape, self.dtype = target.shape, target.dtype
+        self.row_bytes = target.dtype.itemsize * math.prod(target.shape[1:])
 
 
 def _writes_in_place(out) -> bool:
@@ -144,6 +178,22 @@ def run(pool, fn, array, *, out=None, dtype=None, chunks=None, options: dict):
         target = out if out is not None else np.empty(shape, dtype=out_dtype)
         _fill(pool, fn, array, target, parts, options)
         return target
+    buf = _platform.private_output(nbytes) if _platform.can_push() else None
+    if buf is not None:
+        target = np.frombuffer(buf, dtype=out_dtype).reshape(shape)
+        try:
+            _fill(pool, fn, array, target, parts, options, push=_Pushed(os.getpid(), target))
+        except BaseException as exc:
+            traceback.clear_frames(exc.__traceback__.tb_next)  # as below: free it now
+            del target
+            with contextlib.suppress(BufferError):  # a view still held elsewhere: GC
+                buf.close()
+            raise
+        _platform.inheritable([buf])  # ordinary memory of the caller from now on
+        if out is None:
+            return target
+        out[...] = target
+        return out
     shared, private = _platform.shared_output(nbytes)
     try:
         _fill(pool, fn, array, np.frombuffer(shared, dtype=out_dtype).reshape(shape), parts,
@@ -164,13 +214,17 @@ def run(pool, fn, array, *, out=None, dtype=None, chunks=None, options: dict):
     return out
 
 
-def _fill(pool, fn, array, target, parts: int, options: dict, shared: bool = False) -> None:
+def _fill(pool, fn, array, target, parts: int, options: dict, shared: bool = False,
+          push: _Pushed | None = None) -> None:
     """Run fn over the blocks of `array` into `target` (a local array on Dask, filled
-    here from the blocks that come back); `shared`: target is the shared output."""
+    here from the blocks that come back); `shared`: target is the shared output;
+    `push`: workers write target with process_vm_writev (they cannot see it)."""
     with_out = accepts_out(fn)
     dest = target if pool._backend_name() in ("fork", "thread", "serial") else None
 
     def body(block: _Block):
+        if push is not None:
+            return _push(fn, block, push)
         d = None if dest is None else dest[block.start:block.start + len(block.data)]
         return _compute(fn, block.data, d, with_out, shared)
 

@@ -61,7 +61,7 @@ def enlarge_pipe(fd: int) -> None:
 POPULATE_THRESHOLD = 1 << 20
 
 
-def receive_buffer(nbytes: int):
+def receive_buffer(nbytes: int, populate: bool = True):
     """A writable buffer of `nbytes` for data about to be read into it, or None when an
     ordinary allocation is as good (small, or not Linux).
 
@@ -72,7 +72,8 @@ def receive_buffer(nbytes: int):
     if nbytes < POPULATE_THRESHOLD or not flag or not hasattr(mmap, "MADV_DONTFORK"):
         return None
     try:
-        buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | flag)
+        buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+                        | (flag if populate else 0))
     except OSError:  # out of address space or a strict overcommit policy: let numpy try
         return None
     buf.madvise(mmap.MADV_DONTFORK)
@@ -83,6 +84,14 @@ def inheritable(buffers) -> None:
     """Let workers forked from now on see these receive buffers again."""
     for buf in buffers:
         buf.madvise(mmap.MADV_DOFORK)
+
+
+def private_output(nbytes: int):
+    """A fresh private mapping for workers to write into with process_vm_writev (its
+    pages may be huge pages, which shared memory here cannot have). Hidden from the
+    workers forked while it is filled: they never touch it, so forking copies nothing;
+    call `inheritable([buf])` before user code can reach it. None when unavailable."""
+    return receive_buffer(nbytes, populate=False)
 
 
 def shared_output(nbytes: int):
@@ -125,12 +134,7 @@ class _IOVec(ctypes.Structure):
 
 
 def _readv_fn():
-    fn = getattr(_load_libc(), "process_vm_readv", None)
-    if fn is not None and fn.restype is not ctypes.c_ssize_t:
-        fn.restype = ctypes.c_ssize_t
-        fn.argtypes = [ctypes.c_int, ctypes.POINTER(_IOVec), ctypes.c_ulong,
-                       ctypes.POINTER(_IOVec), ctypes.c_ulong, ctypes.c_ulong]
-    return fn
+    return _vm_fn("process_vm_readv")
 
 
 def _load_libc():
@@ -183,6 +187,47 @@ def _probe_pull() -> bool:
     return dst.value == b"probe"
 
 
+_push_ok: bool | None = None
+
+
+def can_push() -> bool:
+    """Whether a worker may write into its parent's memory with process_vm_writev.
+
+    Stricter than can_pull: Yama's scope 1 (the usual default where Yama is on) lets a
+    parent read its children but not a child write its parent, so any Yama scope but 0
+    says no, as does a self-probe that fails (seccomp).
+    """
+    global _push_ok
+    if _push_ok is None:
+        _push_ok = _probe_push()
+    return _push_ok
+
+
+def _probe_push() -> bool:
+    fn = _vm_fn("process_vm_writev") if _load_libc() else None
+    if fn is None:
+        return False
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope", "rb") as f:
+            if int(f.read().strip() or 0) != 0:
+                return False
+    except (OSError, ValueError):
+        pass  # no Yama
+    src = ctypes.create_string_buffer(b"probe", 8)
+    dst = ctypes.create_string_buffer(8)
+    try:
+        write_process_memory(os.getpid(), ctypes.addressof(dst), ctypes.addressof(src), 8)
+    except OSError:
+        return False
+    return dst.value == b"probe"
+
+
+def write_process_memory(pid: int, address: int, local: int, nbytes: int) -> None:
+    """Copy `nbytes` at `local` here to `address` in process `pid` (process_vm_writev):
+    the pages there are faulted in by this process, on its own CPU time."""
+    _vm_copy(_vm_fn("process_vm_writev"), pid, address, local, nbytes)
+
+
 def read_process_memory(pid: int, address: int, view: memoryview) -> None:
     """Copy view.nbytes bytes at `address` in process `pid` into `view`, one copy, no
     kernel buffer in between.
@@ -190,13 +235,23 @@ def read_process_memory(pid: int, address: int, view: memoryview) -> None:
     ProcessLookupError: the process is gone (a zombie has no memory left to read);
     PermissionError: not allowed (ptrace rules); other OSError: a bad range.
     """
-    fn = _readv_fn()
+    if view.nbytes:
+        _vm_copy(_readv_fn(), pid, address, ctypes.addressof(ctypes.c_char.from_buffer(view)),
+                 view.nbytes)
+
+
+def _vm_fn(name: str):
+    fn = getattr(_load_libc(), name, None)
+    if fn is not None and fn.restype is not ctypes.c_ssize_t:
+        fn.restype = ctypes.c_ssize_t
+        fn.argtypes = [ctypes.c_int, ctypes.POINTER(_IOVec), ctypes.c_ulong,
+                       ctypes.POINTER(_IOVec), ctypes.c_ulong, ctypes.c_ulong]
+    return fn
+
+
+def _vm_copy(fn, pid: int, address: int, base: int, total: int) -> None:
     if fn is None:
-        raise PermissionError("process_vm_readv is not available here")
-    total = view.nbytes
-    if not total:
-        return
-    base = ctypes.addressof(ctypes.c_char.from_buffer(view))
+        raise PermissionError("process_vm_readv/writev is not available here")
     done = 0
     while done < total:
         step = min(_PULL_STEP, total - done)
@@ -205,7 +260,7 @@ def read_process_memory(pid: int, address: int, view: memoryview) -> None:
         got = fn(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
         if got <= 0:
             err = ctypes.get_errno() if got < 0 else 0
-            raise OSError(err, f"process_vm_readv from pid {pid}: "
+            raise OSError(err, f"process_vm_readv/writev with pid {pid}: "
                                f"{os.strerror(err) if err else 'nothing read'}")
         done += got
 

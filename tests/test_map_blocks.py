@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 import batch
-from batch import _blocks
+from batch import _blocks, _platform
+
+
+@pytest.fixture(autouse=True, params=["push", "memfd"])
+def transport(request, monkeypatch):
+    """Every test on both ways fork workers write the output (see _blocks.py)."""
+    if request.param == "push" and not _platform.can_push():
+        pytest.skip("process_vm_writev into the parent is not allowed here")
+    monkeypatch.setattr(_platform, "_push_ok", request.param == "push")
+    return request.param
 
 
 def wave(b):
@@ -152,8 +161,29 @@ def _memfd_mappings() -> int:
         return sum("memfd:batch-output" in line for line in f)
 
 
+def test_a_failed_push_run_frees_its_output(transport, monkeypatch):
+    if transport != "push":
+        pytest.skip("the memfd case is the test below")
+    made = []
+    real = _platform.private_output
+
+    def recording(nbytes):
+        made.append(real(nbytes))
+        return made[-1]
+
+    monkeypatch.setattr(_platform, "private_output", recording)
+    with pytest.raises(batch.WorkerError) as info:
+        batch.map_blocks(lambda b: 1 / 0 if b[0] > 1e6 else b, np.arange(4e6), workers=2)
+    assert made[0].closed and info.value.chunk is not None  # unmapped, exception still held
+    got = batch.map_blocks(wave, np.arange(4e6), workers=2)
+    assert not made[1].closed
+    np.testing.assert_array_equal(got, wave(np.arange(4e6)))
+
+
 @pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memfd is Linux-only")
-def test_the_result_is_the_only_mapping_left_and_goes_with_it():
+def test_the_result_is_the_only_mapping_left_and_goes_with_it(transport):
+    if transport != "memfd":
+        pytest.skip("the output is a memfd only on the memfd path")
     before = _memfd_mappings()
     got = batch.map_blocks(wave, np.arange(100_000.0), workers=2)
     assert _memfd_mappings() == before + 1  # the private view the result lives in
