@@ -33,6 +33,7 @@ __all__ = [
     "WorkerStartError",
     "iexec",
     "imap",
+    "map_blocks",
     "map_reduce",
     "pexec",
     "pmap",
@@ -79,6 +80,16 @@ def map_reduce(mapper, reducer, data, *, chunks=None, chunksize=None, workers=No
         return pool.map_reduce(mapper, reducer, data, chunks=chunks, chunksize=chunksize,
                                initial=initial, progress=progress, timeout=timeout,
                                retries=retries, initializer=initializer, initargs=initargs)
+
+
+def map_blocks(fn, array, *, out=None, dtype=None, chunks=None, workers=None, backend=None,
+               progress=False, timeout=None, retries=0):
+    """fn over blocks of `array` along axis 0, written into one output array (see
+    Pool.map_blocks): like fn(array) for a function that works row by row, on every core.
+    """
+    with Pool(workers, backend) as pool:
+        return pool.map_blocks(fn, array, out=out, dtype=dtype, chunks=chunks,
+                               progress=progress, timeout=timeout, retries=retries)
 
 
 def pexec(command, items, *, workers=None, timeout=None, retries=0, keep_order=True,

@@ -132,6 +132,19 @@ class Pool:
         with contextlib.closing(self._outcomes(source, opts, window)) as outcomes:
             return fold(reducer, in_order((o.task.index, o.result) for o in outcomes), initial)
 
+    def map_blocks(self, fn: Callable, array, *, out=None, dtype=None,
+                   chunks: int | None = None, **options):
+        """fn(block) for blocks of `array` along axis 0, each result written into its
+        slice of one output array, which is returned (`out`, when given). See _blocks.py.
+
+        fn must return as many rows as it gets; the output's dtype and trailing shape
+        come from `out`, or from fn on the first row (`dtype=` overrides the dtype).
+        """
+        from . import _blocks
+        opts = self._options(options)
+        return _blocks.run(self, fn, array, out=out, dtype=dtype,
+                           chunks=_split.positive("chunks", chunks), options=opts)
+
     def submit(self, fn: Callable, /, *args, **kwargs):
         """Run fn(*args, **kwargs) on a worker; a concurrent.futures.Future of its result.
 
@@ -160,6 +173,12 @@ class Pool:
 
     # --- plumbing ---------------------------------------------------------------------
 
+    def _backend_name(self, timeout=None) -> str:
+        # Inside a forked worker a nested map runs serially instead of forking again.
+        if _platform.IN_WORKER:
+            return "serial"
+        return backends.resolve(None, timeout=timeout) if self._auto else self.backend
+
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this batch.Pool is closed")
@@ -176,9 +195,7 @@ class Pool:
         unless `hold` is a list: then the buffers go there, and the caller releases them
         (with _platform.inheritable) before user code can see the results.
         """
-        # Inside a forked worker a nested map runs serially instead of forking again.
-        name = "serial" if _platform.IN_WORKER else \
-            backends.resolve(None, timeout=opts["timeout"]) if self._auto else self.backend
+        name = self._backend_name(opts["timeout"])
         # Dask: this Pool's cluster, and `retries` for Dask's own (backends/dask.py)
         extra = {"cluster": self._cluster, "retries": opts["retries"]} if name == "dask" else {}
         backend = backends.create(name, workers=self.workers, initializer=opts["initializer"],

@@ -576,3 +576,12 @@ def test_cli_on_a_real_scheduler_matches_fork(scheduler, tmp_path):
     assert _cli(str(npy), "--map", "sum", "--workers", "2", "--chunks", "8", "--backend",
                 "dask", env={"BATCH_SCHEDULER": scheduler}) == \
         _cli(str(npy), "--map", "sum", "--workers", "2", "--chunks", "8", "--backend", "fork")
+
+
+def test_map_blocks_writes_the_blocks_workers_send_back(backend):
+    a = np.arange(3000.0).reshape(1000, 3)
+    got = batch.map_blocks(lambda b: np.sin(b) + b, a, backend=backend, chunks=4)
+    np.testing.assert_array_equal(got, np.sin(a) + a)
+    out = np.zeros_like(a)
+    assert batch.map_blocks(np.cos, a, out=out, backend=backend, chunks=3) is out
+    np.testing.assert_array_equal(out, np.cos(a))

@@ -7,9 +7,9 @@
     _workloads.py  what is computed, at three sizes, and the check of each result
     _peers.py      batch's backends and multiprocessing, concurrent.futures, joblib, mpire
     _exec.py       batch exec, xargs -P, GNU parallel and wc -l as command lines
-    _memory.py     peak PSS of a process tree, plus /dev/shm growth
+    _memory.py     peak PSS of a process tree, plus shared memory growth
     _pipe.py       raw pipe bandwidth, the ceiling for big results
-    _targets.py    speedups, items/s, bandwidth; issue 5's targets, judged
+    _targets.py    speedups, items/s, bandwidth; issues 5 and 11's targets, judged
     _report.py     terminal table, Markdown, JSON, matplotlib chart
     _machine.py    CPU, cores, memory, Python, numpy, BLAS
 

@@ -3,12 +3,15 @@
 What counts is the memory the tree makes the machine spend, each page once:
 
     sum over the tree of (Pss - Pss_Shmem)    from /proc/<pid>/smaps_rollup
-  + what /dev/shm grew by since the start     (joblib's memory-mapped copies live there)
+  + what shared memory grew by since the start: Shmem in /proc/meminfo
 
 PSS splits a page shared by k processes into k parts, so the input a forked worker sees
 through copy-on-write counts once, not once per worker as RSS would count it. Shared
-memory is taken from /dev/shm's usage instead of the processes' PSS, so a file there
-counts once whether zero, one or all workers have it mapped.
+memory is taken from the machine's Shmem instead of the processes' PSS, so a page counts
+once whether zero, one or all workers have it mapped: joblib's memory-mapped copies in
+/dev/shm, and a memfd (batch.map_blocks' output), which /dev/shm never shows. Like
+/dev/shm's usage, which this replaced, it is the whole machine's: shared memory that
+another program makes during a run counts too.
 
 The sampler runs in the harness, never in the benchmarked process: a sampling thread
 there would be alive while batch forks (the fork-with-threads hazard batch warns about),
@@ -73,6 +76,14 @@ def private_pss(pid: int) -> int:
 
 
 def shm_used() -> int:
+    """Bytes of shared memory in use on the machine (tmpfs, memfd, shared anonymous)."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"Shmem:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         st = os.statvfs(SHM)
     except OSError:

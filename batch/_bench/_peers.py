@@ -230,11 +230,30 @@ PARALLEL = ("fork", "thread", "mp_pool", "ppe", "ppe_tuned", "joblib", "mpire")
 DEFAULT = ("serial",) + PARALLEL
 
 
+def _blocks(key: str, job, workers: int, map_) -> Callable[[], object]:
+    """fn(data) as one array: batch.map_blocks, fn(data) itself for serial, and for the
+    peers a map over batch's own blocks, concatenated (what their docs offer)."""
+    import numpy as np
+
+    import batch
+    from .._blocks import BLOCK_BYTES
+    if key == "serial":
+        return functools.partial(job.fn, job.data)
+    if key in ("fork", "thread"):
+        return functools.partial(batch.map_blocks, job.fn, job.data, workers=workers,
+                                 backend=key)
+    parts = max(CHUNKS_PER_WORKER * workers, math.ceil(job.data.nbytes / BLOCK_BYTES))
+    spans = ranges(len(job.data), parts)
+    return lambda: np.concatenate(map_(job.fn, [job.data[a:b] for a, b in spans]))
+
+
 def runner(key: str, job, workers: int) -> Callable[[], object]:
     """A no-argument callable that runs `job` once on implementation `key`."""
     if job.shape == "exec":
         return _exec.runner(key, job, workers)
     map_, map_reduce = IMPLEMENTATIONS[key].make(workers)
+    if job.shape == "blocks":
+        return _blocks(key, job, workers, map_)
     if job.shape == "map":
         return functools.partial(map_, job.fn, job.data)
     if job.shape == "map_reduce":

@@ -6,6 +6,8 @@ one of three shapes that every implementation knows how to run:
 
     map         [fn(x) for x in items]                       -> a list
     map_reduce  reduce(reducer, [fn(data[a:b]) for a, b in spans])
+    blocks      fn(data) as one array: batch.map_blocks; serial is fn(data) itself, the
+                peers concatenate fn over batch's blocks
     call        fn(): a measurement with no implementation (raw pipe bandwidth)
     exec        a command line per implementation, timed to its exit (_exec.py)
 
@@ -42,7 +44,7 @@ class Job:
     data: Any = None
     reducer: Callable | None = None
     items: int = 0                   # what items/s counts
-    input_bytes: int = 0             # the input held before the run (memory ratio)
+    input_bytes: int = 0             # the input (and output) held: the memory ratio's base
     result_bytes: int = 0            # bytes of results that cross back (bandwidth)
     check: Callable[[Any], float] = lambda result: 0.0   # raises if wrong; a digest
     keep: Any = None                 # memory the parent holds during the run (startup_big)
@@ -208,6 +210,37 @@ def _big_results(p: dict) -> Job:
                check=check)
 
 
+# --- map_blocks: an array in, an array of the same rows out ---------------------------
+
+def sin_plus_cos(block: np.ndarray) -> np.ndarray:
+    """About 15 ns of work per element here: enough to need the cores, little enough that
+    moving the result costs as much as computing it."""
+    return np.sin(block) + np.cos(block)
+
+
+def _map_blocks(p: dict) -> Job:
+    n = p["bytes"] // 8
+    h = 6.5 * np.pi / n  # x spans 3.25 turns: the sums below are far from zero
+    data = np.arange(n, dtype=np.float64) * h
+    # sum of sin(kh) and of cos(kh), k < n, in closed form
+    common = np.sin(n * h / 2) / np.sin(h / 2)
+    expected = common * (np.sin((n - 1) * h / 2) + np.cos((n - 1) * h / 2))
+    probes = np.linspace(0, n - 1, 97).astype(np.int64)
+
+    def check(result):
+        _expect(isinstance(result, np.ndarray) and result.shape == (n,)
+                and result.dtype == np.float64, "not one float64 array of the input's rows")
+        total = float(result.sum())
+        _expect(abs(total - expected) <= 1e-9 * n, f"sum {total!r} != {expected!r}")
+        x = probes * h
+        _expect(np.allclose(result[probes], np.sin(x) + np.cos(x), rtol=1e-12, atol=1e-15),
+                "a wrong element")
+        return total
+
+    return Job("blocks", sin_plus_cos, data, items=n, input_bytes=2 * data.nbytes,
+               result_bytes=data.nbytes, check=check)
+
+
 def _pipe(p: dict) -> Job:
     from ._pipe import bandwidth
     total = p["chunks"] * RESULT_BYTES
@@ -259,6 +292,11 @@ WORKLOADS = {w.name: w for w in [
     Workload("big_results", "16 MiB results: how fast do results come back?",
              {"tiny": {"chunks": 4}, "quick": {"chunks": 8}, "full": {"chunks": 64}},
              _big_results),
+    Workload("map_blocks",
+             "An array in, an array of the same rows out: does map_blocks beat fn(array)?",
+             {"tiny": {"bytes": 8 << 20}, "quick": {"bytes": 64 << 20},
+              "full": {"bytes": 512 << 20}},
+             _map_blocks, skip={"ppe_tuned": _NO_ITEM_CHUNKS}),
     Workload("pipe", "Raw os.pipe bandwidth, pipe enlarged to 1 MiB: big_results' ceiling.",
              {"tiny": {"chunks": 4}, "quick": {"chunks": 8}, "full": {"chunks": 64}},
              _pipe, implementations=("raw",)),

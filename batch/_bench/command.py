@@ -12,8 +12,8 @@ import os
 import sys
 
 WORKLOAD_NAMES = ("gil_bound", "numpy_gil_release", "big_input", "tiny_tasks", "executor",
-                  "startup", "startup_big", "big_results", "pipe", "scaling", "exec_true",
-                  "exec_echo", "exec_pipe")
+                  "startup", "startup_big", "big_results", "map_blocks", "pipe", "scaling",
+                  "exec_true", "exec_echo", "exec_pipe")
 IMPLEMENTATION_NAMES = ("serial", "fork", "thread", "mp_pool", "ppe", "ppe_tuned", "joblib",
                         "mpire")
 

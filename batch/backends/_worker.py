@@ -2,7 +2,12 @@
 
 A worker runs the task it was forked with, writes its result message, and then, if it
 was given a task pipe, waits there for the next span of the same input: 24 bytes,
-(chunk index, start, stop). End of file on the task pipe means the run is over. Nothing
+(chunk index, start, stop). End of file on the task pipe means the run is over.
+
+A result whose big arrays the coordinator pulls from this process's memory (_wire.py)
+must outlive the message that points at them: a persistent worker holds it until its
+next task arrives, which the coordinator sends only after reading; a one-shot worker
+waits until the coordinator closes the read end of its pipe (POLLERR). Nothing
 in here returns to the caller's code: every path ends in os._exit, so no atexit
 handler, no buffered file of the parent and no `finally` of the caller runs twice.
 """
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import select
 import struct
 import sys
 import time
@@ -44,9 +50,12 @@ def main(task: Task, result_fd: int, task_fd: int, close_fds, parent_pid: int,
             if ready is not None:
                 break  # the initializer failed: report it once, serve nothing
             if task_fd < 0:
+                if message.held:
+                    _wait_until_read(result_fd)
                 break
             _forget_mapped_chunk(task)
             task = next_task(task, task_fd)
+            del message  # the coordinator has pulled its arrays: it sent the next task
         code = 0
     except BaseException:  # EPIPE (the coordinator is gone), or worse: just leave
         code = 1
@@ -80,7 +89,7 @@ def run(task: Task) -> list:
         return _error(exc, time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
     try:
-        return _wire.encode(_wire.RESULT, [seconds, result])
+        return _wire.encode(_wire.RESULT, [seconds, result], remote=_platform.can_pull())
     except _wire.EncodeError as exc:
         return _wire.encode(_wire.ERROR, {"encode": True, "message": str(exc),
                                           "seconds": seconds})
@@ -90,6 +99,15 @@ def _error(exc: BaseException, seconds: float) -> list:
     info = _remote.describe_exception(exc, traceback.format_exc())
     info["seconds"] = seconds
     return _wire.encode(_wire.ERROR, info)
+
+
+def _wait_until_read(result_fd: int) -> None:
+    """Block until the coordinator closes its end of the pipe: poll reports POLLERR on a
+    pipe's write end once no reader is left, even with no event asked for."""
+    poller = select.poll()
+    poller.register(result_fd, 0)
+    while not poller.poll():
+        pass
 
 
 def _forget_mapped_chunk(task: Task) -> None:

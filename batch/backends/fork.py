@@ -8,7 +8,8 @@ over pipes.
     result pipe in the selector                     ignore SIGINT, run the first task
           ▲                                         encode (msgpack, raw arrays), write
           └────────── message on the result pipe ◄──┘
-    read as data arrives ─► Outcome                 persistent: wait on the task pipe
+    read as data arrives; arrays >= 1 MiB           keeps those arrays until they are read
+    process_vm_readv'd from the worker ─► Outcome   persistent: wait on the task pipe
     persistent: next span ─► task pipe ───────────► for (index, start, stop), run it
     one-shot, or end of run: EOF / wait4 ◄───────── os._exit()
 
@@ -79,7 +80,7 @@ class _Worker:
 
     def assign(self, task: Task | None) -> None:
         self.task = task
-        self.reader = _wire.Reader()
+        self.reader = _wire.Reader(self.pid)
         self.started = time.time()
         self.t0 = time.perf_counter()
 
@@ -212,6 +213,11 @@ class ForkBackend:
                 continue  # woken by a signal: the coordinator looks at its flag
             try:
                 eof = worker.reader.feed(worker.fd)
+            except _wire.PullError as exc:
+                out = self._unpulled(worker, exc)
+                if out is not None:
+                    outcomes.append(out)
+                continue
             except _wire.DecodeError as exc:
                 out = self._end(worker, problem=str(exc))
                 if out is not None:
@@ -227,6 +233,25 @@ class ForkBackend:
                 # the pipe open must not delay the result until it exits.
                 outcomes.append(self._end(worker))
         return outcomes
+
+    def _unpulled(self, worker: _Worker, exc: _wire.PullError) -> Outcome | None:
+        """A result's arrays could not be read from the worker's memory.
+
+        Denied (a ptrace rule the probe could not see): big results take the pipe from
+        now on, and the chunk runs again on a new worker, which inherits that decision;
+        the attempt is not counted, because nothing failed but the transport. Lost (the
+        worker died before the read): its exit status says why, as for any crash.
+        """
+        if exc.denied:
+            task = worker.task
+            _platform.pull_denied()
+            self._release(worker)
+            _platform.stop_and_reap([worker.pid], stop=[worker.pid], grace=0)
+            self._fork(task, persistent=False)
+            return None
+        if exc.lost:
+            return self._end(worker, lost=str(exc))
+        return self._end(worker, problem=str(exc))
 
     def _delivered(self, worker: _Worker) -> Outcome:
         """A persistent worker finished a chunk and waits for the next one."""
@@ -262,8 +287,10 @@ class ForkBackend:
             os.close(worker.task_fd)
             worker.task_fd = -1
 
-    def _end(self, worker: _Worker, problem: str | None = None) -> Outcome | None:
-        """Reap a worker whose message is complete, cut short or garbled, or that left."""
+    def _end(self, worker: _Worker, problem: str | None = None,
+             lost: str | None = None) -> Outcome | None:
+        """Reap a worker whose message is complete, cut short or garbled, or that left
+        (`lost`: after sending a message whose arrays could not be read)."""
         if problem is not None:
             _platform.kill_group(worker.pid, signal.SIGKILL)
         self._release(worker)
@@ -281,6 +308,9 @@ class ForkBackend:
         where = {"chunk": task.index, "items": task.items}
         if problem is not None:
             out.error = _errors.result_error(f"garbled result from the worker: {problem}", **where)
+        elif lost is not None:
+            out.error = _errors.crashed(status, pid=worker.pid, maxrss=maxrss,
+                                        detail="before its result was read", **where)
         elif reader.complete:
             self._read_message(worker, out)
         elif reader.received and exitcode == 0 and status is not None:

@@ -18,7 +18,7 @@ import numpy as np
 from .. import _controls, _joblog
 from .._controls import Controls
 from .._exits import UsageError
-from . import _builtins, _inputs, _job
+from . import _block_output, _builtins, _inputs, _job
 from ._checkpoint import Checkpoint
 from ._execute import execute
 from ._model import Result
@@ -57,6 +57,8 @@ def run(args) -> int:
                   f"{args.input}", file=sys.stderr)
         if args.map == "histogram":
             args.histogram_range = _histogram_range(args, inp, plan, ctl)
+        if _block_output.written(args, inp, mapper, ctl):
+            return 0  # map_blocks wrote the .npy (a user function of an array's rows)
         joblog = _joblog.JobLog(args.joblog, _joblog.RUN) if args.joblog else None
         try:
             result = execute(inp, plan, mapper, reducer, ctl, checkpoint=checkpoint,
