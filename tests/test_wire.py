@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from batch import _wire
+from batch import _frames, _wire
 from roundtrip_catalogue import check_round_trip
 
 
@@ -19,7 +19,7 @@ def read(raw: bytes, piece: int = 7):
     """Feed `raw` to a Reader through a real pipe, `piece` bytes at a time."""
     r, w = os.pipe()
     os.set_blocking(r, False)
-    reader = _wire.Reader()
+    reader = _frames.Reader()
     try:
         for i in range(0, len(raw), piece):
             os.write(w, raw[i:i + piece])

@@ -46,7 +46,7 @@ import threading
 import time
 import warnings
 
-from .. import _cpus, _errors, _platform, _remote, _signals, _wire
+from .. import _cpus, _errors, _frames, _platform, _remote, _signals, _wire
 from . import _worker
 from ._base import Outcome, Task
 
@@ -80,7 +80,7 @@ class _Worker:
 
     def assign(self, task: Task | None) -> None:
         self.task = task
-        self.reader = _wire.Reader(self.pid)
+        self.reader = _frames.Reader(self.pid)
         self.started = time.time()
         self.t0 = time.perf_counter()
 
