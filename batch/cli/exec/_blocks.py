@@ -17,6 +17,11 @@ goes whole in a block of its own (GNU warns and grows its block; we grow the buf
 that one record, doubling so the reading stays linear, and shrink it again after).
 `recend=b""` means no record structure (GNU's `--recend ''`): cut every `size` bytes.
 
+A regular file as stdin (`batch exec --pipe wc -l < big.txt`) is not read at all:
+`file_ranges` finds the same cuts by reading a few KiB before each one (GNU parallel's
+--pipepart, done automatically) and yields byte ranges that the runner splices into the
+jobs' pipes (batch/_exec/_feed.py). Same cuts, same blocks, no byte through Python.
+
 Memory: the buffer (`size`, or about twice the longest record while one is longer) plus
 the block just yielded, whatever the input size. Each input byte is copied at most twice
 (into the yielded bytes; once more if it was in the partial record moved to the front),
@@ -28,7 +33,10 @@ from __future__ import annotations
 
 import argparse
 import re
+import os
 from typing import BinaryIO, Iterator
+
+from ..._exec._feed import FileRange
 
 # GNU parallel's UNIT PREFIX (man parallel): upper case are powers of 1024, lower case of
 # 1000, so `--block 1M` is 1048576 bytes and `--block 1m` is 1000000.
@@ -37,6 +45,9 @@ _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGTPkmgtp]?)\s*")
 
 DEFAULT_BLOCK = "1M"
+
+# Bytes read per step while looking back for the last record end before a cut.
+_SCAN = 64 << 10
 
 
 def block_size(text: str) -> int:
@@ -141,3 +152,57 @@ def _read_into(stream, buf: bytearray, start: int, stop: int) -> int:
         data = stream.read(stop - start)
         part[:len(data)] = data
         return len(data)
+
+
+def file_ranges(fd: int, size: int, recend: bytes = b"\n") -> Iterator[FileRange]:
+    """The blocks `blocks()` would cut from the regular file `fd`, from its current offset
+    to its end, as FileRanges: the same cuts, found with a few preads each.
+
+    Lazy: each cut is found when the next job needs it. The offset of `fd` is left alone
+    (preads only); the size is the file's when the generator starts.
+    """
+    if size < 1:
+        raise ValueError(f"block size must be at least 1 byte, got {size}")
+    recend = bytes(recend)
+    pos = os.lseek(fd, 0, os.SEEK_CUR)
+    end = os.fstat(fd).st_size
+    while pos < end:
+        if end - pos <= size:
+            cut = end
+        elif not recend:
+            cut = pos + size
+        else:
+            cut = _last_end_before(fd, pos, pos + size, recend)
+            if cut < 0:  # one record longer than the block: it goes whole
+                cut = _first_end_after(fd, max(pos, pos + size - len(recend) + 1), end, recend)
+        yield FileRange(fd, pos, cut - pos)
+        pos = cut
+
+
+def _last_end_before(fd: int, lo: int, hi: int, recend: bytes) -> int:
+    """The offset just after the last `recend` lying wholly in [lo, hi), or -1."""
+    while hi - lo >= len(recend):
+        start = max(lo, hi - _SCAN)
+        data = os.pread(fd, hi - start, start)
+        found = data.rfind(recend)
+        if found >= 0:
+            return start + found + len(recend)
+        if start == lo:
+            break
+        hi = start + len(recend) - 1  # a recend may straddle the window's start
+    return -1
+
+
+def _first_end_after(fd: int, pos: int, end: int, recend: bytes) -> int:
+    """The offset just after the first `recend` starting at or after `pos`, else `end`."""
+    while pos < end:
+        data = os.pread(fd, min(_SCAN, end - pos), pos)
+        if not data:
+            break
+        found = data.find(recend)
+        if found >= 0:
+            return pos + found + len(recend)
+        if len(data) < len(recend):
+            break
+        pos += len(data) - len(recend) + 1
+    return end
