@@ -31,8 +31,11 @@ def _cuts_of_file(tmp_path, data: bytes, size: int, recend: bytes, skip: int = 0
     path.write_bytes(data)
     with open(path, "rb") as f:
         f.seek(skip)
-        ranges = list(file_ranges(f.fileno(), size, recend))
-        assert f.tell() == skip  # preads only: the caller's offset is untouched
+        cutter = file_ranges(f.fileno(), size, recend)
+        first = next(cutter, None)
+        assert f.tell() == skip  # preads only while cutting
+        ranges = [r for r in [first, *cutter] if r is not None]
+        assert f.tell() == len(data)  # then consumed, as a read would have
         return [os.pread(f.fileno(), r.length, r.offset) for r in ranges], ranges
 
 

@@ -169,8 +169,9 @@ def file_ranges(fd: int, size: int, recend: bytes = b"\n") -> Iterator[FileRange
     """The blocks `blocks()` would cut from the regular file `fd`, from its current offset
     to its end, as FileRanges: the same cuts, found with a few preads each.
 
-    Lazy: each cut is found when the next job needs it. The offset of `fd` is left alone
-    (preads only); the size is the file's when the generator starts.
+    Lazy: each cut is found when the next job needs it, with preads; once the last range
+    is yielded, the offset of `fd` moves to the end. The size is the file's when the
+    generator starts.
     """
     if size < 1:
         raise ValueError(f"block size must be at least 1 byte, got {size}")
@@ -188,6 +189,9 @@ def file_ranges(fd: int, size: int, recend: bytes = b"\n") -> Iterator[FileRange
                 cut = _first_end_after(fd, max(pos, pos + size - len(recend) + 1), end, recend)
         yield FileRange(fd, pos, cut - pos)
         pos = cut
+    # Consumed, as reading it would have: `{ batch exec --pipe ...; cat; } < f` prints
+    # nothing more (the jobs splice at their own offsets, whatever this one is).
+    os.lseek(fd, pos, os.SEEK_SET)
 
 
 def _last_end_before(fd: int, lo: int, hi: int, recend: bytes) -> int:
