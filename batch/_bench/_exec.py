@@ -7,7 +7,12 @@
                 seq N | xargs -P W -I{} sh -c 'echo {}'
                 seq N | parallel -q -j W sh -c 'echo {}'
     exec_pipe   cat big.txt | wc -l                                 (the baseline)
-                cat big.txt | batch exec --pipe -j W wc -l
+                cat big.txt | batch exec --pipe -j W wc -l          (issue 10's row)
+                cat big.txt | batch exec --pipe -j W --block 32M wc -l
+                cat big.txt | batch exec --pipe -j W --round-robin wc -l
+                wc -l < big.txt                              (the file rows' baseline)
+                batch exec --pipe -j W wc -l < big.txt       (stdin a file: spliced)
+                ... the same with --block 32M, and with --round-robin
 
 The benchmarked process (_child) builds the items, or writes the text file, before any
 clock starts, then times the whole command from its start to its exit, output read to
@@ -30,6 +35,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+
+# Rows whose command reads the text file as its stdin (`< big.txt`), not through cat:
+# key -> the key with the same command line.
+FILE_STDIN = {"wc_file": "wc", "exec_file": "exec", "exec_file_32M": "exec_32M",
+              "exec_file_rr": "exec_rr"}
 
 # What the batch exec implementation needs, said as the row's note when it is missing.
 EXEC_MISSING = "batch exec not available"
@@ -57,7 +67,11 @@ def argv(key: str, command: str, workers: int) -> list[str]:
         ("parallel", "true"): ["parallel", "-j", w, "true"],
         ("parallel", "echo"): ["parallel", "-q", "-j", w, "sh", "-c", "echo {}"],
         ("wc", "pipe"): ["wc", "-l"],
+        ("exec_32M", "pipe"): batch_exec + ["--pipe", "-j", w, "--block", "32M", "wc", "-l"],
+        ("exec_rr", "pipe"): batch_exec + ["--pipe", "-j", w, "--round-robin", "wc", "-l"],
     }
+    if key in FILE_STDIN:  # the same command line, the file itself as its stdin
+        return argv(FILE_STDIN[key], command, workers)
     try:
         return table[key, command]
     except KeyError:
@@ -71,6 +85,9 @@ def run(key: str, work: Work, workers: int) -> tuple[int, bytes, bytes]:
         done = subprocess.run(cmd, input=work.items, capture_output=True)
         return done.returncode, done.stdout, done.stderr
     os.lseek(work.fd, 0, os.SEEK_SET)
+    if key in FILE_STDIN:
+        done = subprocess.run(cmd, stdin=work.fd, capture_output=True)
+        return done.returncode, done.stdout, done.stderr
     cat = subprocess.Popen(["cat"], stdin=work.fd, stdout=subprocess.PIPE)
     try:
         consumer = subprocess.Popen(cmd, stdin=cat.stdout, stdout=subprocess.PIPE,

@@ -221,10 +221,24 @@ IMPLEMENTATIONS = {i.key: i for i in [
     Implementation("wc", "wc -l alone", None, _raw,
                    available=functools.partial(_exec.on_path, "wc"),
                    missing="not installed (apt-get install coreutils)"),
+    # exec_pipe's other rows (_exec.FILE_STDIN: the text file as stdin, not through cat).
+    Implementation("exec_32M", "batch exec --block 32M", None, _raw,
+                   available=_exec.batch_exec_available, missing=_exec.EXEC_MISSING),
+    Implementation("exec_rr", "batch exec --round-robin", None, _raw,
+                   available=_exec.batch_exec_available, missing=_exec.EXEC_MISSING),
+    Implementation("wc_file", "wc -l < file", None, _raw,
+                   available=functools.partial(_exec.on_path, "wc"),
+                   missing="not installed (apt-get install coreutils)"),
+    Implementation("exec_file", "batch exec < file", None, _raw,
+                   available=_exec.batch_exec_available, missing=_exec.EXEC_MISSING),
+    Implementation("exec_file_32M", "batch exec --block 32M < file", None, _raw,
+                   available=_exec.batch_exec_available, missing=_exec.EXEC_MISSING),
+    Implementation("exec_file_rr", "batch exec --round-robin < file", None, _raw,
+                   available=_exec.batch_exec_available, missing=_exec.EXEC_MISSING),
 ]}
 
 # The implementations that run in one process, whatever the worker count.
-SINGLE = ("serial", "raw", "wc")
+SINGLE = ("serial", "raw", "wc", "wc_file")
 
 PARALLEL = ("fork", "thread", "mp_pool", "ppe", "ppe_tuned", "joblib", "mpire")
 DEFAULT = ("serial",) + PARALLEL

@@ -47,6 +47,20 @@ _EXEC_SPECS = [
     ("exec_pipe", "batch exec --pipe: peak MiB of its tree", "tree_mib", 100.0, "at_most"),
 ]
 
+# Figures measured beside issue 10's exec_pipe row, judged against the same 1.6x and
+# 100 MiB but not issue targets: (workload, what, other, required, kind, measured side).
+_EXEC_EXTRA = [
+    ("exec_pipe", "added: --block 32M vs one wc -l", "wc", 1.6, "faster", "exec_32M"),
+    ("exec_pipe", "added: --round-robin vs one wc -l", "wc", 1.6, "faster", "exec_rr"),
+    ("exec_pipe", "added: < file vs wc -l < file", "wc_file", 1.6, "faster", "exec_file"),
+    ("exec_pipe", "added: < file --block 32M vs wc -l < file", "wc_file", 1.6, "faster",
+     "exec_file_32M"),
+    ("exec_pipe", "added: < file --round-robin vs wc -l < file", "wc_file", 1.6, "faster",
+     "exec_file_rr"),
+    ("exec_pipe", "added: < file --block 32M: peak MiB of its tree", "tree_mib", 100.0,
+     "at_most", "exec_file_32M"),
+]
+
 # The speedup baseline of a workload: batch serial, or for exec_pipe one `wc -l`.
 BASELINES = ("serial", "wc")
 
@@ -125,6 +139,10 @@ def judge(rows: list[dict], workers: int) -> list[dict]:
         if workload in ran:
             out.append(_judged(workload, what, required, kind,
                                _exec_figure(row(workload, "exec"), row, workload, other, kind)))
+    for workload, what, other, required, kind, key in _EXEC_EXTRA:
+        if workload in ran and row(workload, key) is not None:
+            out.append(_judged(workload, what, required, kind,
+                               _exec_figure(row(workload, key), row, workload, other, kind)))
     return out
 
 

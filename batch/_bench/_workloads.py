@@ -317,5 +317,9 @@ WORKLOADS = {w.name: w for w in [
               "full": {"bytes": 1 << 30}},
              # Not GNU parallel --pipe: 26 s a GiB here (0.04 GB/s, against 1.2 GB/s for
              # one wc -l), six times per run, and no target compares with it.
-             _exec.text_job, implementations=("wc", "exec"), programs=True),
+             # The rows after the first two are added measurements, not issue 10's row:
+             # a bigger block, --round-robin, and the text file as stdin (spliced).
+             _exec.text_job, implementations=("wc", "exec", "exec_32M", "exec_rr", "wc_file",
+                                              "exec_file", "exec_file_32M", "exec_file_rr"),
+             programs=True),
 ]}

@@ -28,6 +28,7 @@ import signal
 import time
 
 from .. import _platform, _signals
+from ._feed import feed_for
 from ._job import Done, Job
 from ._lifeline import Lifeline
 from ._output import Budget, Capture
@@ -39,8 +40,7 @@ STOP_GRACE = 1.0
 
 _NOTHING = contextlib.nullcontext()
 _READ = 1 << 18     # bytes per read of an output pipe
-_WRITE = 1 << 16    # bytes per write into a job's stdin: what a default pipe takes
-_BIG_WRITE = _platform.PIPE_SIZE  # ... and an enlarged one
+_WRITE = 1 << 16    # a job's stdin bigger than a default pipe gets an enlarged one
 
 
 class _Running:
@@ -175,9 +175,9 @@ class Runner:
             if len(job.stdin) > _WRITE:  # a --pipe block: one write, not 16, per MiB
                 _platform.enlarge_pipe(in_w)
             os.set_blocking(in_w, False)
-            run.stdin_fd, run.view = in_w, memoryview(job.stdin)
+            run.stdin_fd, run.view = in_w, feed_for(job.stdin)  # _feed.py: bytes, splice
             self._sel.register(in_w, selectors.EVENT_WRITE, (run, 0))
-            if not job.stdin:
+            if not len(job.stdin):
                 self._close_stdin(run)
         run.pidfd = pidfd(pid)
         if run.pidfd >= 0:
@@ -235,15 +235,14 @@ class Runner:
 
     def _feed(self, run: _Running) -> None:
         try:
-            n = os.write(run.stdin_fd, run.view[:_BIG_WRITE])
+            n = run.view.send(run.stdin_fd)
         except BlockingIOError:
             return
         except OSError:  # EPIPE: the job stopped reading; what it read is what counts
             self._close_stdin(run)
             return
         run.done.sent += n
-        run.view = run.view[n:]
-        if not run.view:
+        if run.view.finished:
             self._close_stdin(run)
 
     def _close_stdin(self, run: _Running) -> None:

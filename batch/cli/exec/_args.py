@@ -43,7 +43,11 @@ def add_parser(sub, func):
                      help="items (and --pipe records) end with NUL, as find -print0 writes")
     src.add_argument("--colsep", metavar="REGEX", help="split each item into {1} {2} ...")
     src.add_argument("--pipe", action="store_true",
-                     help="cut stdin into blocks and feed each to a job's stdin instead")
+                     help="cut stdin into blocks and feed each to a job's stdin instead "
+                          "(stdin a regular file: cut in place and spliced, never read)")
+    src.add_argument("--round-robin", action="store_true",
+                     help="--pipe: one long-lived job per slot, each given the next block "
+                          "whenever its stdin is free (wc -l prints one count per slot)")
     src.add_argument("--block", type=block_size, default=1 << 20, metavar="SIZE",
                      help="--pipe block size (default 1M), cut at a record end")
     src.add_argument("--recend", metavar="STR",
