@@ -151,20 +151,25 @@ STOPPED_SLACK = 0.25
 
 def _was_stopped(waited: float, asked: float, running) -> bool:
     """Whether the wait that began at `waited` was held up past its timeout; if so, move
-    every running chunk's deadline on by that much.
+    every running chunk's deadline on by the whole wait.
 
     Time this process could not watch its chunks does not count against them: the chunks
-    finished meanwhile, and a thread held up with this process has yet to run. And after
-    SIGCONT, epoll_wait returns EINTR; Python retries it (PEP 475) only while its timeout
-    is not spent, so a stop past the deadline returns no events even though results wait
-    in the pipes: the caller polls once more, with no timeout, before judging deadlines.
+    finished meanwhile, and a thread held up with this process has yet to run. When in
+    the wait the stop began is unknown, so all of it is given back, not only the
+    overshoot: giving back the overshoot alone left a thread stopped with the process
+    exactly at its deadline on SIGCONT, and it was timed out before it could run the
+    instant it had left (seen on CI). A timeout can so stretch by one wait per stop.
+    And after SIGCONT, epoll_wait returns EINTR; Python retries it (PEP 475) only while
+    its timeout is not spent, so a stop past the deadline returns no events even though
+    results wait in the pipes: the caller polls once more, with no timeout, before
+    judging deadlines.
     """
-    late = time.monotonic() - waited - asked
-    if late <= STOPPED_SLACK:
+    held = time.monotonic() - waited
+    if held - asked <= STOPPED_SLACK:
         return False
     for index, (task, deadline) in running.items():
         if deadline is not None:
-            running[index] = (task, deadline + late)
+            running[index] = (task, deadline + held)
     return True
 
 
