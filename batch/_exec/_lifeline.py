@@ -60,7 +60,6 @@ for sig in (signal.SIGTERM, signal.SIGKILL):
 
 class Lifeline:
     def __init__(self):
-        self._gone = b""
         read, self._fd = os.pipe()
         try:
             self._pid = os.posix_spawn(
@@ -73,15 +72,15 @@ class Lifeline:
             os.close(read)
 
     def watch(self, pgid: int) -> None:
-        """At once: a job not yet listed would survive a SIGKILL of the coordinator."""
-        self._say(self._gone + b"+%d\n" % pgid)
-        self._gone = b""
+        """At once: a job not yet listed would survive a SIGKILL of the coordinator.
+        One write of a line (atomic in a pipe), so spawner threads may call it too."""
+        self._say(b"+%d\n" % pgid)
 
     def forget(self, pgid: int) -> None:
-        """With the next watch() or close(): one write per job instead of two. Until then
-        the watchdog would signal a group already gone, harmless unless its number was
-        reused within that moment, and only if the coordinator died in it."""
-        self._gone += b"-%d\n" % pgid
+        """Also at once: the write no longer wakes the watchdog (POLL), and a line kept
+        back would have it signal a group already gone, harmless unless its number was
+        reused meanwhile, and only if the coordinator died then."""
+        self._say(b"-%d\n" % pgid)
 
     def _say(self, data: bytes) -> None:
         if self._fd >= 0 and data:
