@@ -5,13 +5,15 @@ Py_BEGIN_ALLOW_THREADS around it; a thread blocked in it stopped the main thread
 tested with a file action that opens a FIFO), and the call lasts until the child's
 execve (CLONE_VFORK): 1.1-1.4 ms a job on this loaded 2-core machine, 60-70% of
 `seq 2000 | batch exec -j 2 true` under cProfile. Every spawn was therefore serialised
-through the coordinator. Measured side by side in one run (/tmp/es-overlap.py: 2,000
-`true`, stdout/stderr pipes, own group, medians of 3; load 3.1-4.4):
+through the coordinator. Measured side by side (python -m benchmarks.exec_overlap:
+2,000 `true`, stdout/stderr pipes, own group, each thread spawning and reaping in turn,
+medians of 3), two runs:
 
-    os.posix_spawn, 1 thread        3.13 s
-    os.posix_spawn, 2 threads       2.63 s   (the GIL serialises them)
-    this, 2 threads                 1.54 s
-    xargs -P 2                      2.90 s
+                                    load 3.1-4.4    load 3.4
+    os.posix_spawn, 1 thread        3.13 s          1.58 s
+    os.posix_spawn, 2 threads       2.63 s          1.02 s   (one waits while one spawns)
+    this, 2 threads                 1.54 s          0.87 s   (both may spawn at once)
+    xargs -P 2                      2.90 s          1.26 s
 
 ctypes releases the GIL around a foreign call, so two spawner threads (_spawner.py)
 overlap their spawns. Only glibc on Linux (sizes and flag values below are glibc's);
