@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterable, Iterator
 from . import _coordinator, _cpus, _platform, _progress, _split, backends
 from ._combine import NOTHING, fold, in_order
 
+backends.load_default()
+
 _OPTIONS = {
     "chunksize": None,
     "ordered": True,

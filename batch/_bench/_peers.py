@@ -57,6 +57,8 @@ class Implementation:
 def _batch(backend):
     def make(workers):
         import batch
+        batch.Pool  # noqa: B018 -- loaded on first use since `import batch` went lazy:
+        # before the clock, as every peer's imports are
 
         def map_(fn, items):
             return batch.pmap(fn, items, workers=workers, backend=backend)

@@ -1,6 +1,7 @@
 """The job runner: up to N programs at a time, each with its own pipes and process group.
 
-    jobs (lazy) ─► render argv for a free slot ─► _spawn.spawn (posix_spawn, own group)
+    jobs (lazy) ─► render argv for a free slot ─► _spawner threads (posix_spawn through
+        │               libc, GIL released: spawns overlap; else _spawn.spawn), own group
         │               stdin bytes ─► pipe ─► job ─► stdout/stderr pipes ─┐
         │                                      └─► pidfd (Linux) ──────────┤
         │      one selector: write stdin as the job reads, read outputs     │
@@ -32,7 +33,11 @@ from ._feed import feed_for
 from ._job import Done, Job
 from ._lifeline import Lifeline
 from ._output import Budget, Capture
-from ._spawn import NotRunnable, kill_rest_of_group, pidfd, reaped, spawn
+from ._spawn import _DEFAULTS, NotRunnable, kill_rest_of_group, pidfd, reaped, spawn
+from . import _libc_spawn
+from ._spawner import Spawner
+
+_SPAWNED = (None, -2)  # the selector key of the spawner's wake-up pipe
 
 # After SIGTERM, how long a job's group has to exit before SIGKILL: time for a program's
 # own handler to clean up, short enough that Ctrl-C ends a run well within two seconds.
@@ -89,15 +94,23 @@ class Runner:
         self._free = list(range(self.workers, 0, -1))
         guard = _signals.SigintGuard()
         lifeline = self._lifeline = Lifeline()
+        # Spawns on threads (_spawner.py) where they can overlap; a `cwd` job goes
+        # through Popen on this thread (a thread's blocked signals would be its mask).
+        self._spawner = None
+        if self.cwd is None and _libc_spawn.available():
+            self._spawner = Spawner(self.env, lifeline, _DEFAULTS,
+                                    threads=min(self.workers, 2))
         # SIGINT only sets a flag while jobs are started and waited for (no job can be
         # orphaned between its spawn and its record); it is the caller's own while a
         # result is in the caller's hands, at each yield.
         guard.__enter__()
         try:
             self._sel.register(guard.fd, selectors.EVENT_READ, None)
+            if self._spawner is not None:
+                self._sel.register(self._spawner.fd, selectors.EVENT_READ, _SPAWNED)
             exhausted = False
             while True:
-                while self._launching and len(self._running) < self.workers:
+                while self._launching and len(self._running) + self._pending() < self.workers:
                     job = retry.popleft() if retry else (None if exhausted else next(jobs, None))
                     if job is None:
                         exhausted = True
@@ -109,13 +122,14 @@ class Runner:
                         guard.__enter__()
                 if guard.interrupted:  # (also while the last job was being started)
                     raise KeyboardInterrupt
-                if not self._running:
+                if not self._running and not self._pending():
                     break
                 finished = self._wait()
                 if guard.interrupted:
                     raise KeyboardInterrupt
                 for done in finished:
-                    if done.returncode != 0 and done.job.attempt <= self.retries:
+                    if done.returncode != 0 and done.job.attempt <= self.retries \
+                            and not done.error:  # could not start: as _start's early ones
                         done.close()
                         retry.append(dataclasses.replace(done.job,
                                                          attempt=done.job.attempt + 1))
@@ -128,6 +142,8 @@ class Runner:
             guard.__exit__(None, None, None)
             self._stop_all()
             self._sel.close()
+            if self._spawner is not None:
+                self._spawner.close()
             lifeline.close()
             guard.close()
 
@@ -146,6 +162,10 @@ class Runner:
             mine.append(err_r), theirs.append(err_w)
             in_r, in_w = os.pipe() if job.stdin is not None else (None, -1)
             mine.append(in_w), theirs.append(in_r)
+            if self._spawner is not None:
+                self._spawner.submit((done, mine, theirs), argv, in_r, out_w, err_w)
+                mine = theirs = ()  # the spawn's now: _spawned closes them
+                return None
             with _signals.signals_blocked() if self.cwd is None else _NOTHING:
                 pid, keep = spawn(argv, stdin=in_r, stdout=out_w, stderr=err_w, env=self.env,
                                   cwd=self.cwd)
@@ -165,6 +185,41 @@ class Runner:
             for fd in theirs:
                 if fd is not None:
                     os.close(fd)
+        self._watch(run, job, out_r, err_r, in_w)
+        return None
+
+    def _pending(self) -> int:
+        return 0 if self._spawner is None else self._spawner.pending
+
+    def _spawned(self, results, *, reraise: bool = True) -> list[Done]:
+        """Record the spawner's finished spawns (signals held: none may be lost between
+        its result and its record); the Done of those that could not start."""
+        early, error = [], None
+        with _signals.signals_blocked():
+            for (done, mine, theirs), pid, exc in results:
+                for fd in theirs:
+                    if fd is not None:
+                        os.close(fd)
+                if exc is not None:
+                    for fd in mine:
+                        if fd is not None and fd >= 0:
+                            os.close(fd)
+                    self._free.append(done.slot)
+                    if isinstance(exc, NotRunnable):
+                        done.error = str(exc)
+                        early.append(done)
+                    else:
+                        error = error or exc
+                    continue
+                done.pid = pid
+                run = self._running[pid] = _Running(done, None, self.timeout)
+                self._watch(run, done.job, *mine)
+        if error is not None and reraise:
+            raise error
+        return early
+
+    def _watch(self, run: _Running, job: Job, out_r: int, err_r: int, in_w: int) -> None:
+        done, pid = run.done, run.done.pid
         if self.capture and self.stream is None:
             done.stdout, done.stderr = Capture(self.budget), Capture(self.budget)
         for fd, which in ((out_r, 1), (err_r, 2)):
@@ -182,7 +237,6 @@ class Runner:
         run.pidfd = pidfd(pid)
         if run.pidfd >= 0:
             self._sel.register(run.pidfd, selectors.EVENT_READ, (run, -1))
-        return None
 
     # --- waiting -------------------------------------------------------------------
 
@@ -191,20 +245,22 @@ class Runner:
         times = [t for r in self._running.values() for t in (r.deadline, r.kill_at)
                  if t is not None]
         wait = max(0.0, min(times) - now) if times else None
+        finished = []
         if any(not r.fds and not r.reaped and r.pidfd < 0 for r in self._running.values()):
             wait = 0.005 if wait is None else min(wait, 0.005)
         for key, _ in self._sel.select(wait):
             if key.data is None:  # the SIGINT guard's pipe: the caller raises
                 return []
             run, which = key.data
-            if which > 0:
+            if which == -2:
+                finished += self._spawned(self._spawner.collect())
+            elif which > 0:
                 self._read(run, key.fd, which)
             elif which == 0:
                 self._feed(run)
             else:
                 self._reap(run, os.WNOHANG)
         now = time.monotonic()
-        finished = []
         for pid, run in list(self._running.items()):
             if run.deadline is not None and now >= run.deadline and run.kill_at is None:
                 run.done.timed_out = True
@@ -277,6 +333,9 @@ class Runner:
     # --- stopping ------------------------------------------------------------------
 
     def _stop_all(self) -> None:
+        if self._spawner is not None:  # every spawn still on its way is stopped too
+            for done in self._spawned(self._spawner.drain(), reraise=False):
+                done.close()
         running = list(self._running.values())
         for run in running:
             self._close_stdin(run)

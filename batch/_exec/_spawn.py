@@ -110,6 +110,22 @@ def spawn(argv, *, stdin: int | None, stdout: int | None, stderr: int | None, en
     return pid, None
 
 
+def spawn_libc(argv, stdin, stdout, stderr, env, envp, attrs) -> int:
+    """spawn() through _libc_spawn (the GIL released; see _spawner.py): same actions,
+    same errors; `envp` and `attrs` are built once per run from `env` and _DEFAULTS."""
+    from . import _libc_spawn
+    program = argv[0]
+    try:
+        return _libc_spawn.spawn(_resolve(program, env), argv, envp, attrs, stdin, stdout,
+                                 stderr)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise NotRunnable(f"{os.fsdecode(program)}: command not found") from exc
+    except PermissionError as exc:
+        raise NotRunnable(f"{os.fsdecode(program)}: not executable") from exc
+    except OSError as exc:
+        raise NotRunnable(f"{os.fsdecode(program)}: {exc.strerror or exc}") from exc
+
+
 def _popen(argv, stdin, stdout, stderr, env, cwd):
     try:
         # process_group= is Python 3.11's; start_new_session would also detach the job

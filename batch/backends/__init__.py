@@ -11,13 +11,18 @@ from .. import _platform
 # "dask" is always a valid name: only creating it imports Dask (or says how to install it).
 NAMES = ("fork", "thread", "serial", "dask")
 
-if _platform.HAS_FORK:
-    # The default backend, used by every call: loading it (msgpack, the wire format, the
-    # worker) and finding the BLAS libraries with `import batch` took 12 ms out of a
-    # first pmap's 15 ms, which then cost three times a later one. thread, serial and
-    # dask stay lazy.
-    from . import fork  # noqa: F401
-    _platform.prepare_fork()
+
+
+def load_default() -> None:
+    """Load the default backend, used by every call, with the Pool (batch/_pool.py calls
+    this at its import): loading it (msgpack, the wire format, the worker) and finding
+    the BLAS libraries took 12 ms out of a first pmap's 15 ms, which then cost three
+    times a later one. thread, serial and dask stay lazy. Not at this package's import:
+    the CLI needs NAMES, and `batch exec` none of the rest (numpy alone is 40-120 ms).
+    """
+    if _platform.HAS_FORK:
+        from . import fork  # noqa: F401
+        _platform.prepare_fork()
 
 
 def default(*, timeout: float | None = None) -> tuple[str, str]:

@@ -14,10 +14,14 @@
 
 from __future__ import annotations
 
-from . import _args, _command
+from . import _args
 
 
-command = _command.run
+def command(args):
+    # _command (inputs, reducers, the Pool) loads only for `batch run` itself: every
+    # other subcommand builds this one's parser too.
+    from . import _command
+    return _command.run(args)
 
 
 def add_parser(sub):

@@ -7,7 +7,7 @@ import math
 
 from .. import _controls
 from .._parser import add_debug
-from . import _builtins
+from . import _names as _builtins
 
 
 def _range(text: str) -> tuple[float, float]:

@@ -17,14 +17,10 @@ from ..._combine import NOTHING
 from .._exits import UsageError
 from . import _array_ops, _sort, _text_ops
 from ._model import Mapper, Reducer, Result
+from ._names import ARRAY_MAPPERS, FILE_MAPPERS, NAMES, TEXT_MAPPERS  # noqa: F401
 from ._reducers import BUILTIN as REDUCERS
 from ._reducers import join, merge_into
 
-ARRAY_MAPPERS = ("sum", "count", "min", "max", "mean", "std", "var", "stats", "histogram",
-                 "sort")
-TEXT_MAPPERS = ("lines", "words", "wordfreq", "grep")
-FILE_MAPPERS = ("sha256", "size")
-NAMES = ARRAY_MAPPERS + TEXT_MAPPERS + FILE_MAPPERS
 
 
 def sample_kind(name: str) -> str:
