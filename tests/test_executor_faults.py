@@ -20,6 +20,9 @@ import batch
 from batch import _platform
 from conftest import alive
 
+# Every Executor here says backend="fork": these are the forked pool's promises, and on a
+# free-threaded build backend=None picks threads (a call that SIGKILLs its own process
+# would then kill pytest).
 pytestmark = [pytest.mark.timeout(30),
               pytest.mark.skipif(not _platform.HAS_FORK, reason="needs os.fork")]
 
@@ -39,7 +42,7 @@ def test_lambdas_closures_and_local_classes():
             self.value = value
 
     offset = 100
-    with batch.Executor(2) as ex:
+    with batch.Executor(2, backend="fork") as ex:
         assert ex.submit(lambda box: box.value * 2, Box(21)).result(timeout=10) == 42
         assert list(ex.map(lambda b: b.value + offset, [Box(1), Box(2)])) == [101, 102]
         assert ex.submit(threading.Lock).exception(timeout=10) is not None  # only the result
@@ -55,7 +58,7 @@ class NoPickle(np.ndarray):
 
 def test_numpy_arguments_are_never_pickled():
     data = np.arange(1_000_000, dtype=np.float64).view(NoPickle)
-    with batch.Executor(2) as ex:
+    with batch.Executor(2, backend="fork") as ex:
         # The result is made a float: a NoPickle result would itself travel pickled (an
         # array subclass keeps its type on the way back) and fail, as it should.
         total = ex.submit(lambda a: float(np.sum(a)), data).result(timeout=10)
@@ -80,7 +83,7 @@ def test_a_dead_worker_fails_only_its_future(how):
         time.sleep(0.05)
         return x
 
-    with batch.Executor(2) as ex:
+    with batch.Executor(2, backend="fork") as ex:
         futures = [ex.submit(die, i) for i in range(8)]
         err = futures[3].exception(timeout=10)
         assert isinstance(err, cf.process.BrokenProcessPool)
@@ -104,7 +107,7 @@ def test_unpicklable_exception_and_unencodable_result_never_hang():
     def raise_local():
         raise Local("from a local class")
 
-    with batch.Executor(2) as ex:
+    with batch.Executor(2, backend="fork") as ex:
         err = ex.submit(raise_local).exception(timeout=10)
         assert isinstance(err, batch.WorkerError) and "Local" in err.type_name
         assert "from a local class" in str(err) and "raise Local" in err.remote_traceback
@@ -114,7 +117,7 @@ def test_unpicklable_exception_and_unencodable_result_never_hang():
 
 
 def test_exit_in_a_call_is_the_callers_exception_not_its_exit():
-    with batch.Executor(1) as ex:
+    with batch.Executor(1, backend="fork") as ex:
         err = ex.submit(sys.exit, 3).exception(timeout=10)
     assert type(err) is SystemExit and err.code == 3
 
@@ -122,7 +125,7 @@ def test_exit_in_a_call_is_the_callers_exception_not_its_exit():
 # --- timeout= and retries= ----------------------------------------------------------------
 
 def test_timeout_kills_the_call():
-    with batch.Executor(2, timeout=0.3) as ex:
+    with batch.Executor(2, backend="fork", timeout=0.3) as ex:
         t0 = time.monotonic()
         stuck = ex.submit(lambda: (os.getpid(), time.sleep(60)))
         fine = ex.submit(pow, 2, 5)
@@ -142,7 +145,7 @@ def test_retries_run_a_failed_call_again(tmp_path):
             os._exit(1)
         return "second time"
 
-    with batch.Executor(1, retries=1) as ex:
+    with batch.Executor(1, backend="fork", retries=1) as ex:
         assert ex.submit(flaky).result(timeout=10) == "second time"
 
 
@@ -154,7 +157,7 @@ def test_terminate_stops_running_calls_and_is_idempotent(stop, tmp_path):
         (tmp_path / str(os.getpid())).write_text("")
         time.sleep(60)
 
-    ex = batch.Executor(2)
+    ex = batch.Executor(2, backend="fork")
     running = [ex.submit(report_and_sleep, i) for i in range(2)]
     queued = ex.submit(abs, 1)
     deadline = time.monotonic() + 10
@@ -180,7 +183,7 @@ _INTERRUPTED = textwrap.dedent("""
     import os, sys, time
     import batch
 
-    ex = batch.Executor(2)
+    ex = batch.Executor(2, backend="fork")
     def hang(x):
         time.sleep(60)
     if sys.argv[1] == "result":
@@ -233,7 +236,7 @@ def test_asyncio_run_in_executor():
         many = await asyncio.gather(*(loop.run_in_executor(ex, abs, -i) for i in range(10)))
         return one, many
 
-    with batch.Executor(2) as ex:
+    with batch.Executor(2, backend="fork") as ex:
         assert asyncio.run(main(ex)) == (1024, list(range(10)))
 
 
@@ -253,14 +256,14 @@ def test_an_executor_inside_a_call_runs_serially_there():
         with batch.Executor(4) as inner:
             return sorted(inner.map(lambda x: (x, os.getpid()), range(n)))
 
-    with batch.Executor(1) as ex:
+    with batch.Executor(1, backend="fork") as ex:
         pairs = ex.submit(nested, 5).result(timeout=10)
     assert [x for x, _ in pairs] == list(range(5))
     assert len({pid for _, pid in pairs}) == 1 and pairs[0][1] != os.getpid()
 
 
 def test_the_executor_refuses_work_from_inside_its_own_workers():
-    with batch.Executor(1) as ex:
+    with batch.Executor(1, backend="fork") as ex:
         err = ex.submit(lambda: ex.submit(abs, 1)).exception(timeout=10)
     assert isinstance(err, RuntimeError) and "inside one of its workers" in str(err)
 
@@ -273,7 +276,7 @@ def test_kill_gives_a_sigterm_handler_no_grace(stop, least, most, tmp_path):
         (tmp_path / str(os.getpid())).write_text("")
         time.sleep(60)
 
-    ex = batch.Executor(1)
+    ex = batch.Executor(1, backend="fork")
     future = ex.submit(ignore_sigterm_and_sleep)
     deadline = time.monotonic() + 10
     while not list(tmp_path.iterdir()) and time.monotonic() < deadline:
@@ -294,7 +297,7 @@ def test_a_failure_of_the_dispatcher_itself_fails_the_futures_instead_of_hanging
         raise OSError("out of file descriptors")
 
     monkeypatch.setattr(_dispatch.backends, "create", no_backend)
-    with batch.Executor(2) as ex:
+    with batch.Executor(2, backend="fork") as ex:
         err = ex.submit(abs, -1).exception(timeout=10)
     assert isinstance(err, cf.process.BrokenProcessPool)
     assert isinstance(err.__cause__, OSError) and "out of file descriptors" in str(err)

@@ -81,8 +81,9 @@ def run_limited(code: str, max_pids: int, timeout: float = 60) -> subprocess.Com
 PROBE = textwrap.dedent("""
     import errno, warnings, numpy as np, batch
     warnings.simplefilter("always")
-    try:
-        out = batch.pmap(lambda x: x + 1, np.arange(1000), workers=4, chunksize=10)
+    try:  # backend named: None would pick threads on a free-threaded build
+        out = batch.pmap(lambda x: x + 1, np.arange(1000), workers=4, chunksize=10,
+                         backend=BACKEND)
         print("OK", int(sum(out)))
     except OSError as exc:
         print("ERR", type(exc).__name__, isinstance(exc, batch.BatchError),
@@ -92,7 +93,7 @@ PROBE = textwrap.dedent("""
 
 @pytest.mark.timeout(60)
 def test_no_process_to_spare_is_one_worker_start_error():
-    proc = run_limited(PROBE, max_pids=1)  # the interpreter itself: not one fork left
+    proc = run_limited(PROBE.replace("BACKEND", "'fork'"), max_pids=1)  # the interpreter itself: not one fork left
     assert proc.returncode == 0, proc.stderr
     word, name, is_batch, code, running, _, message = proc.stdout.split(" ", 6)
     assert (word, name, is_batch, code, running) == ("ERR", "WorkerStartError", "True",
@@ -103,7 +104,7 @@ def test_no_process_to_spare_is_one_worker_start_error():
 
 @pytest.mark.timeout(60)
 def test_fewer_processes_than_workers_carries_on_with_those_that_started():
-    proc = run_limited(PROBE, max_pids=3)  # the interpreter and two of the four workers
+    proc = run_limited(PROBE.replace("BACKEND", "'fork'"), max_pids=3)  # the interpreter and two of the four workers
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["OK", str(sum(range(1, 1001)))], proc.stdout + proc.stderr
     assert "carrying on with 2 worker(s)" in proc.stderr
@@ -142,7 +143,7 @@ def test_open_files_limit_at_every_step_of_a_start_leaks_nothing():
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     got = batch.map_reduce(np.sum, lambda a, b: a + b, data, chunks=8,
-                                           workers=4)
+                                           workers=4, backend="fork")
                 assert got == data.sum()
                 seen.add("carried on" if caught else "ran")
             except batch.WorkerStartError as exc:
@@ -161,7 +162,7 @@ def test_open_files_limit_at_every_step_of_a_start_leaks_nothing():
 
 @pytest.mark.timeout(60)
 def test_thread_backend_with_no_thread_to_spare_is_one_worker_start_error():
-    proc = run_limited(PROBE.replace("chunksize=10)", "chunksize=10, backend='thread')"),
+    proc = run_limited(PROBE.replace("BACKEND", "'thread'"),
                        max_pids=1)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ERR WorkerStartError True None 0 | could not start a "

@@ -39,14 +39,14 @@ def crash_on_two(x):
 
 
 def test_lazy_input_delivers_under_sigchld_ignored(sigchld_ignored):
-    assert batch.pmap(lambda x: x * x, (x for x in range(50)), workers=2) == \
+    assert batch.pmap(lambda x: x * x, (x for x in range(50)), workers=2, backend="fork") == \
         [x * x for x in range(50)]
     assert signal.getsignal(signal.SIGCHLD) is signal.SIG_IGN
 
 
 def test_a_crash_is_still_a_crash_with_its_status_under_sigchld_ignored(sigchld_ignored):
     with pytest.raises(batch.WorkerCrashed) as info:
-        batch.pmap(crash_on_two, (x for x in range(4)), workers=2, chunksize=1)
+        batch.pmap(crash_on_two, (x for x in range(4)), workers=2, chunksize=1, backend="fork")
     assert info.value.exitcode == 3 and info.value.chunk == 2
     assert signal.getsignal(signal.SIGCHLD) is signal.SIG_IGN
 
@@ -59,8 +59,8 @@ def test_a_handler_of_the_caller_is_left_alone_and_is_the_same_object():
 
     previous = signal.signal(signal.SIGCHLD, handler)
     try:
-        assert batch.pmap(abs, (x for x in range(-5, 5)), workers=2) == [abs(x) for x in
-                                                                         range(-5, 5)]
+        got = batch.pmap(abs, (x for x in range(-5, 5)), workers=2, backend="fork")
+        assert got == [abs(x) for x in range(-5, 5)]
         assert signal.getsignal(signal.SIGCHLD) is handler
     finally:
         signal.signal(signal.SIGCHLD, previous)
@@ -75,7 +75,7 @@ def test_the_callers_children_that_exit_during_a_run_are_still_reaped(sigchld_ig
         time.sleep(0.6)
         return x
 
-    assert batch.pmap(slow, (x for x in range(2)), workers=2) == [0, 1]
+    assert batch.pmap(slow, (x for x in range(2)), workers=2, backend="fork") == [0, 1]
     with pytest.raises(ChildProcessError):  # reaped: neither running nor a zombie
         os.waitpid(own.pid, os.WNOHANG)
     own.returncode = 0  # Popen's own reaping found nothing: keep its __del__ quiet
@@ -88,9 +88,9 @@ def test_from_a_thread_sigchld_stays_ignored_and_results_still_arrive(sigchld_ig
     got = {}
 
     def run():
-        got["ok"] = batch.pmap(abs, (x for x in range(-5, 5)), workers=2)
+        got["ok"] = batch.pmap(abs, (x for x in range(-5, 5)), workers=2, backend="fork")
         try:
-            batch.pmap(crash_on_two, (x for x in range(4)), workers=2, chunksize=1)
+            batch.pmap(crash_on_two, (x for x in range(4)), workers=2, chunksize=1, backend="fork")
         except batch.WorkerCrashed as exc:
             got["crash"] = exc
         got["during"] = signal.getsignal(signal.SIGCHLD)
