@@ -51,9 +51,10 @@ class JobLog:
             if header != list(columns):
                 raise UsageError(f"--joblog {path}: not a joblog of this kind (its columns "
                                  f"are {' '.join(header)})")
+        self.path = path
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if keep else os.O_TRUNC)
         try:
-            self._f = open(path, "a" if keep else "w", buffering=1, encoding="utf-8",
-                           errors="surrogateescape", newline="\n")
+            self._fd = os.open(path, flags, 0o666)
         except OSError as exc:
             raise UsageError(f"--joblog {path}: {exc.strerror or exc}") from None
         if not keep:
@@ -63,17 +64,20 @@ class JobLog:
         self._line(_cell(c) for c in cells)
 
     def _line(self, cells) -> None:
+        """One os.write per row: no buffer that a full disk could leave for close (or the
+        garbage collector) to fail on again, and a reader never sees half a row from us."""
+        row = ("\t".join(cells) + "\n").encode("utf-8", "surrogateescape")
         try:
-            self._f.write("\t".join(cells) + "\n")
+            while row:
+                row = row[os.write(self._fd, row):]
         except OSError as exc:  # ENOSPC: stop here; a checkpoint keeps what is done
-            raise OutputFailed(f"--joblog {self._f.name}: cannot write: "
+            raise OutputFailed(f"--joblog {self.path}: cannot write: "
                                f"{exc.strerror or exc}") from exc
 
     def close(self) -> None:
-        try:
-            self._f.close()
-        except OSError:  # already reported by row(), or nothing was left to write
-            pass
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
 
 
 def _cell(value) -> str:
