@@ -30,6 +30,7 @@ PR_SET_PDEATHSIG would need code between fork and exec, which posix_spawn has no
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -97,16 +98,9 @@ def spawn(argv, *, stdin: int | None, stdout: int | None, stderr: int | None, en
         actions.append((os.POSIX_SPAWN_DUP2, stdout, 1))
     if stderr is not None:
         actions.append((os.POSIX_SPAWN_DUP2, stderr, 2))
-    program = argv[0]
-    try:
-        pid = os.posix_spawn(_resolve(program, env), argv, env, file_actions=actions,
+    with _runnable(argv[0]):
+        pid = os.posix_spawn(_resolve(argv[0], env), argv, env, file_actions=actions,
                              setpgroup=0, setsigdef=_DEFAULTS, setsigmask=())
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise NotRunnable(f"{os.fsdecode(program)}: command not found") from exc
-    except PermissionError as exc:
-        raise NotRunnable(f"{os.fsdecode(program)}: not executable") from exc
-    except OSError as exc:
-        raise NotRunnable(f"{os.fsdecode(program)}: {exc.strerror or exc}") from exc
     return pid, None
 
 
@@ -114,10 +108,16 @@ def spawn_libc(argv, stdin, stdout, stderr, env, envp, attrs) -> int:
     """spawn() through _libc_spawn (the GIL released; see _spawner.py): same actions,
     same errors; `envp` and `attrs` are built once per run from `env` and _DEFAULTS."""
     from . import _libc_spawn
-    program = argv[0]
-    try:
-        return _libc_spawn.spawn(_resolve(program, env), argv, envp, attrs, stdin, stdout,
+    with _runnable(argv[0]):
+        return _libc_spawn.spawn(_resolve(argv[0], env), argv, envp, attrs, stdin, stdout,
                                  stderr)
+
+
+@contextlib.contextmanager
+def _runnable(program):
+    """The spawn's OSError, for a program that cannot start, as one NotRunnable naming it."""
+    try:
+        yield
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise NotRunnable(f"{os.fsdecode(program)}: command not found") from exc
     except PermissionError as exc:
