@@ -32,7 +32,7 @@ import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 
-from . import _coordinator, _platform, backends
+from . import _coordinator, _hidden_fds, _platform, backends
 from ._jobs import Job, run_call, task_ids
 from .backends._base import Task
 
@@ -114,6 +114,7 @@ class Dispatcher:
         """Wake the thread, or start one (under the lock)."""
         if self._thread is None:
             wake = os.pipe()
+            _hidden_fds.add(*wake)  # not for the workers this thread forks
             for fd in wake:
                 os.set_blocking(fd, False)
             self._wake_w = wake[1]
@@ -181,6 +182,7 @@ class Dispatcher:
                         engine.close(**({"grace": 0.0} if self._kill and self._name == "fork"
                                         else {}))
                 finally:
+                    _hidden_fds.discard(wake_r, wake_w)
                     os.close(wake_r)
                     os.close(wake_w)
                     left = []

@@ -162,3 +162,38 @@ def test_a_reused_worker_lets_go_of_a_mapped_file_s_pages(tmp_path):
     for pid in {p for p, _, _ in seen}:
         rss = [r for p, r, _ in seen if p == pid]
         assert max(rss) - min(rss) < 32 * 2 ** 20, rss
+
+
+def _pipes_held():
+    """{pipe inode: fds of this process on it}, from /proc/self/fd."""
+    held = {}
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("pipe:"):
+            held.setdefault(target, []).append(fd)
+    return held
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+@pytest.mark.timeout(60)
+@pytest.mark.filterwarnings("ignore:batch is forking while")  # the other dispatcher thread
+def test_workers_hold_only_their_own_pipe_ends():
+    """A worker keeps one end of its result pipe and of its task pipe, nothing of the
+    coordinator's own: not the run's SIGINT guard pipe, not an Executor's wake pipe (of
+    this Executor, or of another one open at the time)."""
+    before = set(_pipes_held())
+
+    def new_pipes(_):
+        return {pipe: fds for pipe, fds in _pipes_held().items() if pipe not in before}
+
+    def check(seen):
+        assert len(seen) <= 2, seen
+        assert all(len(fds) == 1 for fds in seen.values()), seen  # never both ends
+
+    check(batch.pmap(new_pipes, [0], workers=1, backend="fork")[0])
+    with batch.Executor(2) as other, batch.Executor(2) as ex:
+        other.submit(abs, 1).result()  # its dispatcher's wake pipe is open now
+        check(ex.submit(new_pipes, 0).result())

@@ -46,7 +46,7 @@ import threading
 import time
 import warnings
 
-from .. import _cpus, _errors, _frames, _platform, _remote, _signals, _wire
+from .. import _cpus, _errors, _frames, _hidden_fds, _platform, _remote, _signals, _wire
 from . import _worker
 from ._base import Outcome, Task
 
@@ -225,6 +225,7 @@ class ForkBackend:
         for worker in self._workers.values():
             yield from (fd for fd in (worker.fd, worker.task_fd) if fd >= 0)
         yield self._sel.fileno()
+        yield from _hidden_fds.current()
 
     # --- waiting ----------------------------------------------------------------------
 
