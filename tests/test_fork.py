@@ -51,7 +51,7 @@ def test_500_mb_result_through_the_pipe():
     assert out[0][4096] == 1 and out[1][4096] == 2 and out[1][-4096] == 2
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(400)  # 36 ms a map on 3.13t alone, 180 s was passed under load
 def test_2000_small_maps_leave_no_child_and_no_fd():
     before = open_fds()
     for i in range(2000):

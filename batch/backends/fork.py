@@ -146,7 +146,11 @@ class ForkBackend:
             for worker in self._workers.values():
                 if worker.can_run(task):
                     start, stop = task.span
-                    os.write(worker.task_fd, _worker.TASK.pack(task.index, start, stop))
+                    try:
+                        os.write(worker.task_fd, _worker.TASK.pack(task.index, start, stop))
+                    except BrokenPipeError:  # it died idle, after its last result was
+                        self._let_go(worker)  # read; wait() reaps it. Another one runs this.
+                        continue
                     worker.assign(task)
                     self._busy[task.index] = worker
                     return
