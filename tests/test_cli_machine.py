@@ -62,6 +62,27 @@ def test_closed_stdout_without_output_is_one_clear_usage_error(args):
     assert "stdout is closed" in one_error_line(p.stderr)
 
 
+def close_stdin():
+    os.close(0)
+
+
+@pytest.mark.parametrize("args, code, reads", [
+    (["run", "-", "--map", "count"], 2, "lines"),
+    (["run", "--null", "--map", "size"], 2, "file names"),
+    (["exec", "echo"], 255, "items"),
+    (["exec", "echo", "::::", "-"], 255, "items"),
+    (["exec", "--pipe", "wc", "-l"], 255, "--pipe blocks"),
+], ids=["run -", "run --null", "exec", "exec :::: -", "exec --pipe"])
+def test_closed_stdin_is_one_clear_usage_error(args, code, reads):
+    """`<&-`: sys.stdin is None, which was an internal AttributeError; empty input would
+    run nothing and say nothing."""
+    p = run_batch(*args, preexec_fn=close_stdin, stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE)
+    assert p.returncode == code, p.stderr
+    assert f"stdin is closed, so there are no {reads} to read" in one_error_line(p.stderr)
+    assert p.stdout == ""
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
 @pytest.mark.parametrize("map_", ["stats", "sort"])
 def test_stdout_on_a_full_device_names_stdout_and_the_cause(map_):
