@@ -388,3 +388,12 @@ def test_output_onto_a_fifo_is_written_into_not_replaced(tmp_path):
     assert p.returncode == 0, p.stderr
     assert json.loads(got[0])["count"] == 250000
     assert os.path.exists(fifo) and not os.path.isfile(fifo)  # still the FIFO
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+def test_exec_output_on_a_full_device_names_the_job_and_stdout():
+    with open("/dev/full", "w") as full:
+        p = run_batch("exec", "-j1", "echo", ":::", "a", "b", stdout=full,
+                      stderr=subprocess.PIPE)
+    assert p.returncode == 255
+    assert one_error_line(p.stderr) == ("batch: error: cannot write job 1's output to "
+                                        "stdout: No space left on device")
