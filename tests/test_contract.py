@@ -248,6 +248,18 @@ def test_bad_sizes_fail_at_once(backend, name, value):
         batch.pmap(square, [1], backend=backend, **{name: value})
 
 
+@pytest.mark.parametrize("call, name", [
+    (lambda b: batch.pmap(3, [1], backend=b), "fn"),
+    (lambda b: list(batch.imap(None, [1], backend=b)), "fn"),
+    (lambda b: batch.map_reduce("sum", operator.add, [1], backend=b), "mapper"),
+    (lambda b: batch.map_reduce(sum, None, [1], backend=b), "reducer"),
+    (lambda b: batch.map_blocks(np.ones(3), np.arange(3.0), backend=b), "fn"),
+], ids=["pmap", "imap", "mapper", "reducer", "map_blocks"])
+def test_a_function_that_is_not_callable_fails_at_once(backend, call, name):
+    with pytest.raises(TypeError, match=f"^{name} must be callable, got "):
+        call(backend)
+
+
 def test_chunks_zero_fails_at_once(backend):
     with pytest.raises(ValueError, match="chunks"):
         batch.map_reduce(sum, operator.add, [1], chunks=0, backend=backend)
