@@ -109,6 +109,60 @@ def spawn(path, argv, envp, attrs: Attributes, stdin, stdout, stderr) -> int:
     return pid.value
 
 
+class Launcher:
+    """posix_spawn for a whole run, on the calling thread: the attributes, envp and the
+    file actions are built once (a job's pipe ends get the lowest free descriptors, so a
+    few (stdin, stdout, stderr) triples recur all run long), leaving per job the argv
+    array and the call."""
+
+    _KEEP = 64  # file-action sets kept: more triples than this means many workers
+
+    def __init__(self, env, defaults):
+        self._attrs = Attributes(defaults)
+        self._envp = environment(env)
+        self._actions: dict = {}
+        self._pid = ctypes.c_int()
+
+    def _actions_for(self, stdin, stdout, stderr):
+        key = (stdin, stdout, stderr)
+        actions = self._actions.get(key)
+        if actions is None:
+            if len(self._actions) >= self._KEEP:
+                self._drop_actions()
+            actions = ctypes.create_string_buffer(_ACTIONS)
+            _check(_libc.posix_spawn_file_actions_init(actions))
+            self._actions[key] = actions
+            if stdin is None:
+                _check(_libc.posix_spawn_file_actions_addopen(actions, 0, _DEVNULL,
+                                                               os.O_RDONLY, 0))
+            else:
+                _check(_libc.posix_spawn_file_actions_adddup2(actions, stdin, 0))
+            for fd, target in ((stdout, 1), (stderr, 2)):
+                if fd is not None:
+                    _check(_libc.posix_spawn_file_actions_adddup2(actions, fd, target))
+        return actions
+
+    def __call__(self, path, argv, stdin, stdout, stderr) -> int:
+        """The pid of `argv` started as `path`, or OSError with the exec's errno."""
+        args = [os.fsencode(a) for a in argv]
+        c_argv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
+        err = _libc.posix_spawn(ctypes.byref(self._pid), os.fsencode(path),
+                                self._actions_for(stdin, stdout, stderr), self._attrs._buf,
+                                c_argv, self._envp)
+        if err:
+            raise OSError(err, os.strerror(err), os.fsdecode(path))
+        return self._pid.value
+
+    def _drop_actions(self) -> None:
+        for actions in self._actions.values():
+            _libc.posix_spawn_file_actions_destroy(actions)
+        self._actions.clear()
+
+    def close(self) -> None:
+        self._drop_actions()
+        self._attrs.close()
+
+
 def _check(err: int) -> None:
     if err:
         raise OSError(err, os.strerror(err))

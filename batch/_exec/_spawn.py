@@ -104,13 +104,39 @@ def spawn(argv, *, stdin: int | None, stdout: int | None, stderr: int | None, en
     return pid, None
 
 
-def spawn_libc(argv, stdin, stdout, stderr, env, envp, attrs) -> int:
-    """spawn() through _libc_spawn (the GIL released; see _spawner.py): same actions,
-    same errors; `envp` and `attrs` are built once per run from `env` and _DEFAULTS."""
-    from . import _libc_spawn
-    with _runnable(argv[0]):
-        return _libc_spawn.spawn(_resolve(argv[0], env), argv, envp, attrs, stdin, stdout,
-                                 stderr)
+class _Launch:
+    """spawn() for a whole run without a cwd: (argv, stdin, stdout, stderr) -> pid, the
+    same actions and errors. Through libc where _libc_spawn has it (envp and file actions
+    built once), else os.posix_spawn."""
+
+    def __init__(self, env):
+        from . import _libc_spawn
+        self._env = env
+        self._libc = None
+        if _libc_spawn.available():
+            self._libc = _libc_spawn.Launcher(env, _DEFAULTS)
+
+    def __call__(self, argv, stdin, stdout, stderr) -> int:
+        with _runnable(argv[0]):
+            path = _resolve(argv[0], self._env)
+            if self._libc is not None:
+                return self._libc(path, argv, stdin, stdout, stderr)
+            actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0) if stdin is None
+                       else (os.POSIX_SPAWN_DUP2, stdin, 0)]
+            if stdout is not None:
+                actions.append((os.POSIX_SPAWN_DUP2, stdout, 1))
+            if stderr is not None:
+                actions.append((os.POSIX_SPAWN_DUP2, stderr, 2))
+            return os.posix_spawn(path, argv, self._env, file_actions=actions, setpgroup=0,
+                                  setsigdef=_DEFAULTS, setsigmask=())
+
+    def close(self) -> None:
+        if self._libc is not None:
+            self._libc.close()
+            self._libc = None
+
+
+launcher = _Launch
 
 
 @contextlib.contextmanager
