@@ -78,7 +78,7 @@ class SigintGuard:
 
     def take_back(self) -> None:
         self._lent = False
-        if self._installed and signal.getsignal(signal.SIGINT) is not self._bound:
+        if self._installed and _signal.getsignal(signal.SIGINT) is not self._bound:
             # The caller installed a handler of its own meanwhile: that one is the
             # previous handler now (and is put back at the end), as with a re-entry.
             self._installed = False

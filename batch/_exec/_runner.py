@@ -40,7 +40,6 @@ the smallest loop Python can write (inline spawn, epoll, two pipes, wait4). What
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import os
 import signal
@@ -51,13 +50,12 @@ from ._feed import feed_for
 from ._job import Done, Job
 from ._lifeline import Lifeline
 from ._output import Budget, Capture
-from ._spawn import NotRunnable, kill_rest_of_group, launcher, pidfd, reaped, spawn
+from ._spawn import Launch, NotRunnable, kill_rest_of_group, pidfd, reaped, spawn_in
 
 # After SIGTERM, how long a job's group has to exit before SIGKILL: time for a program's
 # own handler to clean up, short enough that Ctrl-C ends a run well within two seconds.
 STOP_GRACE = 1.0
 
-_NOTHING = contextlib.nullcontext()
 _READ = 1 << 18     # bytes per read of an output pipe
 _WRITE = 1 << 16    # a job's stdin bigger than a default pipe gets an enlarged one
 _POLL = 0.005       # seconds between wait4 polls of exited-looking jobs without a pidfd
@@ -112,7 +110,7 @@ class Runner:
         self._poll, self._unit = _platform.poller()
         self._free = list(range(self.workers, 0, -1))
         self._piped = self.capture or self.stream is not None
-        self._launch = launcher(self.env) if self.cwd is None else None
+        self._launch = Launch(self.env) if self.cwd is None else None
         guard = _signals.SigintGuard()
         lifeline = self._lifeline = Lifeline()
         # SIGINT only sets a flag while jobs are started and waited for (no job can be
@@ -189,8 +187,8 @@ class Runner:
                     run = self._running[pid] = _Running(done, None, time.monotonic(),
                                                         self.timeout)
             else:  # a cwd: Popen, whose child would inherit a blocked mask
-                pid, keep = spawn(argv, stdin=in_r, stdout=out_w, stderr=err_w,
-                                  env=self.env, cwd=self.cwd)
+                pid, keep = spawn_in(argv, stdin=in_r, stdout=out_w, stderr=err_w,
+                                     env=self.env, cwd=self.cwd)
                 self._lifeline.watch(pid)
                 run = self._running[pid] = _Running(done, keep, time.monotonic(),
                                                     self.timeout)
@@ -326,7 +324,7 @@ class Runner:
             run.stdin_fd, run.view = -1, None
 
     def _reap(self, run: _Running) -> None:
-        pid, status, _ = _platform.wait4(run.done.pid, os.WNOHANG)
+        pid, status = os.waitpid(run.done.pid, os.WNOHANG)
         if not pid:
             return
         run.reaped = True
