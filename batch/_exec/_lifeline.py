@@ -60,7 +60,6 @@ for sig in (signal.SIGTERM, signal.SIGKILL):
 
 class Lifeline:
     def __init__(self):
-        self._gone: list[bytes] = []  # "-PGID" lines not yet written (forget)
         read, self._fd = os.pipe()
         try:
             self._pid = os.posix_spawn(
@@ -78,20 +77,12 @@ class Lifeline:
         self._say(b"+%d\n" % pgid)
 
     def forget(self, pgid: int) -> None:
-        """Soon: the line goes out with the next watch() or flush() (the runner flushes
-        before every wait), one write for both where a reap is followed by a spawn. A
-        line kept back would have a dying coordinator's watchdog signal a group already
-        gone, harmless unless its number was reused in that window of microseconds."""
-        self._gone.append(b"-%d\n" % pgid)
-
-    def flush(self) -> None:
-        if self._gone:
-            self._say(b"")
+        """Also at once: the write no longer wakes the watchdog (POLL), and a line kept
+        back would have it signal a group already gone, harmless unless its number was
+        reused meanwhile, and only if the coordinator died then."""
+        self._say(b"-%d\n" % pgid)
 
     def _say(self, data: bytes) -> None:
-        if self._gone:
-            data = b"".join(self._gone) + data
-            self._gone.clear()
         if self._fd >= 0 and data:
             try:
                 os.write(self._fd, data)

@@ -249,7 +249,6 @@ class Runner:
                 wait = max(0.0, min(times) - time.monotonic())
         if self._polled:
             wait = _POLL if wait is None else min(wait, _POLL)
-        self._lifeline.flush()
         keys = self._keys
         for fd, _ in self._poll.poll(-1 if wait is None else wait * self._unit):
             key = keys.get(fd, False)
