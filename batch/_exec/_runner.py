@@ -17,24 +17,32 @@ one poll object, so a job printing gigabytes never blocks, and neither does one 
 reads its stdin slowly. The coordinator never blocks in waitpid.
 
 Why this shape: the cost per job. A 2,000-job run of `true` is all spawning and waiting,
-and `batch exec` must come near xargs there (issue 10). Measured (`python /tmp/coord.py`
-style: RUSAGE_SELF of a Runner over 2,000 `true`, 2 workers, 2 cores, load 3-5), the
-coordinator cost 0.34 ms a job before this module was reworked, against 0.11-0.13 ms for
-the smallest loop Python can write (inline spawn, epoll, two pipes, wait4). What went:
+and `batch exec` must come near xargs there (issue 10). Measured with RUSAGE_SELF of a
+Runner over 2,000 `true` (2 workers, 2 cores, interleaved runs), the coordinator cost
+0.26-0.43 ms of CPU a job with the design before this one, and costs 0.14-0.21 ms now,
+what the smallest loop Python can write costs (inline spawn, epoll, two pipes, wait4:
+0.11-0.19 ms, the spread being the machine's load). Whole `seq 2000 | batch exec -j2
+true` runs, CPU of the whole tree: 3.33 s before, 2.86 s now, xargs -P2 2.56 s (medians
+of 7, load 3.6-5.5). What went:
 
-- spawner threads (posix_spawn through ctypes on 2 threads, the GIL released): each job
-  crossed threads twice (a queue to the thread, a pipe back), 15 futex calls a job in
-  `strace -c -f` and 2-3 wake-ups where xargs has one. Spawning here costs the wait for
-  the child's execve (CLONE_VFORK), during which that child uses the core: on 2 cores
-  nothing is lost, and the threads' overlap (see _libc_spawn.py) bought less than their
-  hand-offs cost.
+- two spawner threads (posix_spawn through ctypes, the GIL released): each job crossed
+  threads twice (a queue to the thread, a pipe back): 15 futex calls a job under
+  `strace -c -f`, and 2-3 wake-ups where xargs has one.
 - a pidfd per job (pidfd_open, two epoll_ctl, close): a job's pipes reach EOF when it
-  exits, so wait4(WNOHANG) then nearly always reaps it; only a job that is not yet a
-  zombie then (a race, or one that closed its outputs and runs on) gets a pidfd, and
-  jobs without pipes get one at once. Without pidfds (not Linux) those are polled 5 ms.
+  exits, so wait4(WNOHANG) then nearly always reaps it (all but 37 of 2,000, counted);
+  only a job that is not yet a zombie then (that race, or one that closed its outputs
+  and runs on) gets a pidfd, and jobs without pipes get one at once. Without pidfds (not
+  Linux) those are polled every 5 ms.
 - selectors' SelectorKey bookkeeping (3.6 us a register/unregister pair against 1.3 for
   epoll's own); a scan of every running job per wake-up (only with --timeout now); two
   signal.signal calls per job handed to the caller (SigintGuard.lend, 13.7 us a pair).
+
+What it costs (a spawn blocks this thread until the child's execve): _spawn.py.
+Tried and dropped: pinning the coordinator to its CPU around each spawn, so that the
+child (inheriting the mask) starts there the moment its parent blocks, then unpinning
+both: 1.80-1.93 s against 0.99-1.38 s; and writing a reaped job's "-" lifeline line with
+the next "+" line: about 1 us a job, but the line must also go out before each result
+handed to the caller (who may hold it for minutes), and then nothing is saved.
 """
 
 from __future__ import annotations
