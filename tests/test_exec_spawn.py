@@ -1,6 +1,6 @@
-"""Spawning on the runner's own thread (batch/_exec/_runner.py, _spawn.py, _libc_spawn.py):
-a job starts the same through libc or os.posix_spawn, the run starts no thread, and a job
-is done only once it has exited, however its output pipes closed."""
+"""Spawning (batch/_exec/_runner.py's spawner threads, _spawn.py, _libc_spawn.py): a job
+starts the same through libc or os.posix_spawn, no thread outlives a run, and a job is
+done only once it has exited, however its output pipes closed."""
 
 import os
 import signal
@@ -45,14 +45,26 @@ def test_a_job_gets_default_signals_nothing_blocked_and_its_own_group(monkeypatc
 
 
 @pytest.mark.timeout(60)
-def test_a_run_starts_no_thread():
+def test_no_spawner_thread_outlives_the_run():
     before = threading.active_count()
-    seen = [threading.active_count() for _ in batch.iexec(["true"], range(20), workers=4)]
-    assert seen == [before] * 20
-    it = batch.iexec(["sleep", "{}"], [0, 5, 5], workers=2)
-    next(it)
-    it.close()  # stopped mid-run: the jobs are stopped and reaped
+    assert len(batch.pexec(["true"], range(20), workers=4)) == 20
     assert threading.active_count() == before
+    it = batch.iexec(["sleep", "{}"], [0, 5, 5, 5], workers=2)
+    next(it)
+    it.close()  # stopped mid-run: the jobs are stopped and reaped, the threads joined
+    assert threading.active_count() == before
+    assert not [t for t in threading.enumerate() if t.name == "batch-exec-spawn"]
+
+
+@pytest.mark.timeout(60)
+def test_many_workers_spawning_on_two_threads_get_their_own_outputs():
+    # Two spawns at once share the Launcher's cached file actions: every job must
+    # still write into its own pipes and be reaped under its own pid.
+    results = batch.pexec(["sh", "-c", "echo out{}; echo err{} >&2; exit $(({} % 7))"],
+                          range(200), workers=8, check=False)
+    assert [r.stdout for r in results] == [b"out%d\n" % i for i in range(200)]
+    assert [r.stderr for r in results] == [b"err%d\n" % i for i in range(200)]
+    assert [r.returncode for r in results] == [i % 7 for i in range(200)]
 
 
 @pytest.mark.timeout(60)

@@ -14,11 +14,11 @@ pipes, own group, each thread spawning and reaping in turn, medians of 3), two r
     this, 2 threads                 1.54 s          0.87 s   (both may spawn at once)
     xargs -P 2                      2.90 s          1.26 s
 
-The runner no longer spawns on threads (see _runner.py: the hand-offs to and from them
-cost more CPU per job than the overlap saved on an idle machine), so the GIL no longer
-matters; the call stays on ctypes because the per-run set-up does, at no cost measured
-against os.posix_spawn (0.138-0.177 against 0.160-0.182 ms of coordinator CPU a job,
-interleaved, load 3.8-4.5: the same within noise). Only glibc on Linux (sizes and flag
+The runner still spawns on two threads (_runner.py: now one hand-off a job and nothing
+back), so releasing the GIL still matters; the per-run set-up (Launcher: envp and file
+actions built once) saves os.posix_spawn's encoding of the environment on every call.
+A Launcher is shared by the threads: its pid is a local per call, and a cached set of
+file actions is never destroyed while the run lasts. Only glibc on Linux (sizes and flag
 values below are glibc's); elsewhere `available()` is False and _spawn.Launch uses
 os.posix_spawn.
 """
@@ -99,17 +99,18 @@ class Launcher:
         self._attrs = Attributes(defaults)
         self._envp = environment(env)
         self._actions: dict = {}
-        self._pid = ctypes.c_int()
 
     def _actions_for(self, stdin, stdout, stderr):
+        """(file actions, kept): a set not kept (the cache is full) is the caller's to
+        destroy after its spawn; a kept one is never destroyed before close(), since
+        another spawner thread may be using it."""
         key = (stdin, stdout, stderr)
         actions = self._actions.get(key)
-        if actions is None:
-            if len(self._actions) >= self._KEEP:
-                self._drop_actions()
-            actions = ctypes.create_string_buffer(_ACTIONS)
-            _check(_libc.posix_spawn_file_actions_init(actions))
-            self._actions[key] = actions
+        if actions is not None:
+            return actions, True
+        actions = ctypes.create_string_buffer(_ACTIONS)
+        _check(_libc.posix_spawn_file_actions_init(actions))
+        try:
             if stdin is None:
                 _check(_libc.posix_spawn_file_actions_addopen(actions, 0, _DEVNULL,
                                                                os.O_RDONLY, 0))
@@ -118,18 +119,29 @@ class Launcher:
             for fd, target in ((stdout, 1), (stderr, 2)):
                 if fd is not None:
                     _check(_libc.posix_spawn_file_actions_adddup2(actions, fd, target))
-        return actions
+        except BaseException:
+            _libc.posix_spawn_file_actions_destroy(actions)
+            raise
+        if len(self._actions) >= self._KEEP:
+            return actions, False
+        self._actions[key] = actions
+        return actions, True
 
     def __call__(self, path, argv, stdin, stdout, stderr) -> int:
         """The pid of `argv` started as `path`, or OSError with the exec's errno."""
         args = [os.fsencode(a) for a in argv]
         c_argv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
-        err = _libc.posix_spawn(ctypes.byref(self._pid), os.fsencode(path),
-                                self._actions_for(stdin, stdout, stderr), self._attrs._buf,
-                                c_argv, self._envp)
+        pid = ctypes.c_int()  # per call: two spawner threads may be in here at once
+        actions, kept = self._actions_for(stdin, stdout, stderr)
+        try:
+            err = _libc.posix_spawn(ctypes.byref(pid), os.fsencode(path), actions,
+                                    self._attrs._buf, c_argv, self._envp)
+        finally:
+            if not kept:
+                _libc.posix_spawn_file_actions_destroy(actions)
         if err:
             raise OSError(err, os.strerror(err), os.fsdecode(path))
-        return self._pid.value
+        return pid.value
 
     def _drop_actions(self) -> None:
         for actions in self._actions.values():

@@ -1,7 +1,9 @@
 """The job runner: up to N programs at a time, each with its own pipes and process group.
 
-    jobs (lazy) ─► render argv for a free slot ─► spawn on this thread (posix_spawn, own
-        │               group; _spawn.Launch) ─► lifeline "+pid"
+    jobs (lazy) ─► render argv for a free slot; pipes made and registered here
+        │          ─► _Spawner: 2 threads, posix_spawn (own group; ctypes, the GIL
+        │             released), pid recorded and lifeline "+pid", then the child's
+        │             pipe ends closed: one hand-off a job, nothing comes back
         │               stdin bytes ─► pipe ─► job ─► stdout/stderr pipes ─┐
         │      one poll object (epoll): write stdin as the job reads, read  │
         │      outputs into Captures (spool past the Budget)  ◄─────────────┘
@@ -14,20 +16,19 @@ A job is done when its process is reaped *and* both its output pipes reached EOF
 subprocess.communicate: a background grandchild that holds the pipe keeps the job open,
 and --timeout still ends it by signalling the whole group). Everything is read through
 one poll object, so a job printing gigabytes never blocks, and neither does one that
-reads its stdin slowly. The coordinator never blocks in waitpid.
+reads its stdin slowly. The coordinator never blocks in waitpid. The EOF also tells the
+spawn is over: the spawner closes its copies of the child's ends only after recording
+the pid (or why the program could not start), so no message from the threads is needed.
+Jobs without output pipes, and jobs with a cwd (Popen), are spawned on this thread.
 
 Why this shape: the cost per job. A 2,000-job run of `true` is all spawning and waiting,
-and `batch exec` must come near xargs there (issue 10). Measured with RUSAGE_SELF of a
-Runner over 2,000 `true` (2 workers, 2 cores, interleaved runs), the coordinator cost
-0.26-0.43 ms of CPU a job with the design before this one, and costs 0.14-0.21 ms now,
-what the smallest loop Python can write costs (inline spawn, epoll, two pipes, wait4:
-0.11-0.19 ms, the spread being the machine's load). Whole `seq 2000 | batch exec -j2
-true` runs, CPU of the whole tree: 3.33 s before, 2.86 s now, xargs -P2 2.56 s (medians
-of 7, load 3.6-5.5). What went:
+and `batch exec` must come near xargs there (issue 10). A spawn blocks its caller until
+the child's execve (CLONE_VFORK): 0.26-0.28 ms on a quiet machine, 0.9-1.4 ms at load 4
+(timed around each call). The design before spawned on 2 threads too, but each job
+crossed threads twice (a queue there, a wake-up pipe and a results deque back): 15 futex
+calls a job under `strace -c -f`, and its coordinator cost 0.26-0.43 ms of CPU a job
+(RUSAGE_SELF of a Runner over 2,000 `true`, 2 workers, load-dependent). Also gone:
 
-- two spawner threads (posix_spawn through ctypes, the GIL released): each job crossed
-  threads twice (a queue to the thread, a pipe back): 15 futex calls a job under
-  `strace -c -f`, and 2-3 wake-ups where xargs has one.
 - a pidfd per job (pidfd_open, two epoll_ctl, close): a job's pipes reach EOF when it
   exits, so wait4(WNOHANG) then nearly always reaps it (all but 37 of 2,000, counted);
   only a job that is not yet a zombie then (that race, or one that closed its outputs
@@ -37,12 +38,7 @@ of 7, load 3.6-5.5). What went:
   epoll's own); a scan of every running job per wake-up (only with --timeout now); two
   signal.signal calls per job handed to the caller (SigintGuard.lend, 13.7 us a pair).
 
-What it costs (a spawn blocks this thread until the child's execve): _spawn.py.
-Tried and dropped: pinning the coordinator to its CPU around each spawn, so that the
-child (inheriting the mask) starts there the moment its parent blocks, then unpinning
-both: 1.80-1.93 s against 0.99-1.38 s; and writing a reaped job's "-" lifeline line with
-the next "+" line: about 1 us a job, but the line must also go out before each result
-handed to the caller (who may hold it for minutes), and then nothing is saved.
+The spawning's figures, and what was tried and dropped: _spawner.py.
 """
 
 from __future__ import annotations
@@ -59,6 +55,7 @@ from ._job import Done, Job
 from ._lifeline import Lifeline
 from ._output import Budget, Capture
 from ._spawn import Launch, NotRunnable, kill_rest_of_group, pidfd, reaped, spawn_in
+from ._spawner import THREADS, Spawner
 
 # After SIGTERM, how long a job's group has to exit before SIGKILL: time for a program's
 # own handler to clean up, short enough that Ctrl-C ends a run well within two seconds.
@@ -72,7 +69,7 @@ _IN, _OUT = _platform.POLL_IN, _platform.POLL_OUT
 
 class _Running:
     __slots__ = ("done", "keep", "fds", "pidfd", "stdin_fd", "view", "t0", "deadline",
-                 "kill_at", "reaped")
+                 "kill_at", "reaped", "failure")
 
     def __init__(self, done: Done, keep, t0, timeout):
         self.done, self.keep = done, keep
@@ -83,6 +80,7 @@ class _Running:
         self.deadline = None if timeout is None else t0 + timeout
         self.kill_at = None
         self.reaped = False
+        self.failure = None  # what the spawner thread could not do (raised by the runner)
 
 
 class Runner:
@@ -119,8 +117,13 @@ class Runner:
         self._free = list(range(self.workers, 0, -1))
         self._piped = self.capture or self.stream is not None
         self._launch = Launch(self.env) if self.cwd is None else None
+        self._spawner = None
+        if self._launch is not None and self._piped:
+            self._spawner = Spawner(self._launch, min(self.workers, THREADS))
         guard = _signals.SigintGuard()
         lifeline = self._lifeline = Lifeline()
+        if self._spawner is not None:
+            self._spawner.start(lifeline)
         # SIGINT only sets a flag while jobs are started and waited for (no job can be
         # orphaned between its spawn and its record); it is the caller's own while a
         # result is in the caller's hands, at each yield.
@@ -162,6 +165,8 @@ class Runner:
             guard.__exit__(None, None, None)
             self._stop_all()
             self._poll.close()
+            if self._spawner is not None:
+                self._spawner.join()
             if self._launch is not None:
                 self._launch.close()
             lifeline.close()
@@ -186,19 +191,30 @@ class Runner:
             if job.stdin is not None:
                 in_r, in_w = os.pipe()
                 mine.append(in_w), theirs.append(in_r)
+            if self._spawner is not None:
+                # Held: no SIGTERM handler may raise between registering the fds (the
+                # run's now) and handing the child's ends over (the spawner's now).
+                with _signals.signals_blocked():
+                    run = self._running[slot] = _Running(done, None, time.monotonic(),
+                                                         self.timeout)
+                    self._watch(run, job, out_r, err_r, in_w)
+                    mine = []  # registered: closed at EOF, or by _stop_all
+                    self._spawner.submit(run, argv, in_r, out_w, err_w)
+                    theirs = []  # the spawner closes them, after the spawn
+                return None
             if self._launch is not None:
                 # Held, not dropped: no SIGTERM handler (sigterm_raises) may run between
                 # the spawn and the record, or the job would be orphaned.
                 with _signals.signals_blocked():
                     pid = self._launch(argv, in_r, out_w, err_w)
                     self._lifeline.watch(pid)
-                    run = self._running[pid] = _Running(done, None, time.monotonic(),
+                    run = self._running[slot] = _Running(done, None, time.monotonic(),
                                                         self.timeout)
             else:  # a cwd: Popen, whose child would inherit a blocked mask
                 pid, keep = spawn_in(argv, stdin=in_r, stdout=out_w, stderr=err_w,
                                      env=self.env, cwd=self.cwd)
                 self._lifeline.watch(pid)
-                run = self._running[pid] = _Running(done, keep, time.monotonic(),
+                run = self._running[slot] = _Running(done, keep, time.monotonic(),
                                                     self.timeout)
             done.pid = pid
         except BaseException as exc:
@@ -280,7 +296,10 @@ class Runner:
 
     def _enforce_timeouts(self) -> None:
         now = time.monotonic()
-        for pid, run in self._running.items():
+        for run in self._running.values():
+            pid = run.done.pid
+            if not pid:  # its spawn is still on the spawner thread
+                continue
             if run.deadline is not None and now >= run.deadline and run.kill_at is None:
                 run.done.timed_out = True
                 _platform.kill_group(pid, signal.SIGTERM)
@@ -297,7 +316,12 @@ class Runner:
             del self._keys[fd]
             run.fds.remove(fd)
             if not run.fds:
-                if not run.reaped:
+                if not run.done.pid:  # could not start (the spawner closed its ends)
+                    if run.failure is not None:
+                        raise run.failure
+                    self._close_stdin(run)
+                    self._finished.append(self._finish(run))
+                elif not run.reaped:
                     self._reap(run)  # it closed them by exiting, nearly always
                     if not run.reaped:
                         self._await_exit(run)
@@ -352,7 +376,7 @@ class Runner:
     def _finish(self, run: _Running) -> Done:
         if run.kill_at is not None:  # stopped: what of its group ignored SIGTERM goes too
             kill_rest_of_group(run.done.pid)
-        del self._running[run.done.pid]
+        del self._running[run.done.slot]
         self._free.append(run.done.slot)
         self._free.sort(reverse=True)
         return run.done
@@ -360,15 +384,17 @@ class Runner:
     # --- stopping ------------------------------------------------------------------
 
     def _stop_all(self) -> None:
+        if self._spawner is not None:  # no spawn still on its way: each has its pid
+            self._spawner.join()
         running = list(self._running.values())
         for run in running:
             self._close_stdin(run)
-        alive = [r.done.pid for r in running if not r.reaped]
+        alive = [r.done.pid for r in running if r.done.pid and not r.reaped]
         _platform.stop_and_reap(alive, stop=alive, grace=self.grace)
         for pid in alive:
             kill_rest_of_group(pid)
         for run in running:
-            if not run.reaped:
+            if run.done.pid and not run.reaped:
                 reaped(run.keep, 0)
                 self._lifeline.forget(run.done.pid)
             for fd in [*run.fds, run.pidfd]:

@@ -25,14 +25,9 @@ defaults and no signal blocked (Python ignores SIGPIPE, and the runner spawns wi
 SIGINT/SIGTERM blocked so that no handler runs between the spawn and recording the pid;
 not for a `cwd` job: a Popen child would inherit the blocked mask).
 
-The price of spawning on the runner's own thread (_runner.py), measured: a spawn blocks
-it until the child's execve (CLONE_VFORK). On a quiet machine those waits were 0.26-0.28
-ms a job, 52% of a 1.0 s Runner run of 2,000 `true`; under load (4) 0.9-1.4 ms, 65-88%
-of it: the child waits for a core while the coordinator can neither reap nor start the
-other slot. The spawner threads of the design before overlapped those waits, so under
-load they won wall time although they cost more CPU (load 4-6, 2,000 `true`: threads
-2.55-2.85 s, inline 3.26-3.5 s, xargs 3.1-3.4 s); on the quiet machine inline won (the
-whole `batch exec` run 1.70 s, threads 1.95 s, xargs 1.23 s, one interleaved run).
+A spawn blocks its caller until the child's execve (CLONE_VFORK): 0.26-0.28 ms a job on a
+quiet machine, 0.9-1.4 ms at load 4. The runner therefore spawns on two threads
+(_runner.py has the figures), through _libc_spawn where it can, which releases the GIL.
 
 That a job dies with its coordinator, even one killed by SIGKILL, is _lifeline.py's job:
 PR_SET_PDEATHSIG would need code between fork and exec, which posix_spawn has not.
