@@ -358,6 +358,19 @@ def kill_group(pid: int, sig: int) -> None:
         pass
 
 
+POLL_IN = getattr(select, "EPOLLIN", getattr(select, "POLLIN", 1))
+POLL_OUT = getattr(select, "EPOLLOUT", getattr(select, "POLLOUT", 4))
+
+
+def poller():
+    """(a poll object, its timeout units per second): epoll where there is one (Linux),
+    else poll(2). Both register(fd, POLL_IN | POLL_OUT), unregister(fd), poll(timeout)
+    -> [(fd, events)]; -1 waits for ever."""
+    if hasattr(select, "epoll"):
+        return select.epoll(), 1
+    return select.poll(), 1000
+
+
 def wait4(pid: int, options: int = 0) -> tuple[int, int, int | None]:
     """(pid, status, peak RSS in bytes or None); pid 0 when WNOHANG finds it running."""
     if hasattr(os, "wait4"):

@@ -10,6 +10,7 @@ afterwards instead of lost.
 
 from __future__ import annotations
 
+import _signal
 import contextlib
 import os
 import signal
@@ -34,14 +35,16 @@ class SigintGuard:
         _hidden_fds.add(self._read, self._write)
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
-        self._previous = None
-        self._installed = False
+        self._previous = self._bound = None
+        self._installed = self._lent = False
 
     @property
     def fd(self) -> int:
         return self._read
 
     def _handler(self, signum, frame):
+        if self._lent:  # the caller's own turn (lend): its handler decides
+            return self._pass_on(signum, frame)
         self.interrupted = True
         try:
             os.write(self._write, b"\0")
@@ -49,20 +52,49 @@ class SigintGuard:
             pass
 
     def __enter__(self):
+        self._lent = False
         if threading.current_thread() is threading.main_thread():
             previous = signal.getsignal(signal.SIGINT)
             if previous is not signal.SIG_IGN and previous is not None:
                 self._previous = previous
-                signal.signal(signal.SIGINT, self._handler)
+                self._bound = self._handler
+                signal.signal(signal.SIGINT, self._bound)
                 self._installed = True
         return self
 
     def __exit__(self, *exc):
+        self._lent = False
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)
             self._installed = False
-            self._previous = None
+            self._previous = self._bound = None
         return False
+
+    # Lending: what a `with` block's exit and re-entry do, without two signal.signal
+    # calls (13.7 us a pair, measured; the exec runner hands a result to its caller per
+    # job, 2,000 times a run): the handler stays installed and, while lent, calls the
+    # handler it replaced, so SIGINT means to the caller what it meant before.
+
+    def lend(self) -> None:
+        """SIGINT is the caller's own until take_back()."""
+        self._lent = True
+
+    def take_back(self) -> None:
+        self._lent = False
+        if self._installed and _signal.getsignal(signal.SIGINT) is not self._bound:
+            # The caller installed a handler of its own meanwhile: that one is the
+            # previous handler now (and is put back at the end), as with a re-entry.
+            self._installed = False
+            self.__enter__()
+
+    def _pass_on(self, signum, frame):
+        previous = self._previous
+        if callable(previous):
+            return previous(signum, frame)
+        # SIG_DFL: die of the signal, as the default would have had it.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        signal.signal(signum, self._bound)  # (a default that does not kill: SIGINT blocked)
 
     def close(self):
         _hidden_fds.discard(self._read, self._write)  # before the numbers can be reused
@@ -72,17 +104,29 @@ class SigintGuard:
         self._read = self._write = -1
 
 
-@contextlib.contextmanager
+# signal.pthread_sigmask turns every mask into a set of Signals enums; _signal's own
+# returns ints: a block-and-restore pair cost 2.4 us against 0.8 us (measured, CPython
+# 3.11), paid for every job `batch exec` starts.
+_sigmask = getattr(_signal, "pthread_sigmask", None)
+_BLOCKED_NUMS = {int(s) for s in _BLOCKED}
+
+
+class _Held:
+    __slots__ = ("_old",)
+
+    def __enter__(self):
+        self._old = _sigmask(signal.SIG_BLOCK, _BLOCKED_NUMS)
+        return self
+
+    def __exit__(self, *exc):
+        _sigmask(signal.SIG_SETMASK, self._old)
+        return False
+
+
 def signals_blocked():
-    """Hold SIGINT and SIGTERM pending (not dropped) across a fork."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    """Hold SIGINT and SIGTERM pending (not dropped) across a fork or a spawn (a class,
+    not a generator: cheaper per job)."""
+    return _Held() if _sigmask is not None else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

@@ -1,13 +1,12 @@
-"""glibc's posix_spawn called through ctypes, so that the GIL is released while it runs.
+"""glibc's posix_spawn called through ctypes: a run's attributes, envp and file actions
+are built once (Launcher), where os.posix_spawn encodes the whole environment again on
+every call.
 
-Why. os.posix_spawn holds the GIL for the whole call (CPython 3.11: no
-Py_BEGIN_ALLOW_THREADS around it; a thread blocked in it stopped the main thread's loop,
-tested with a file action that opens a FIFO), and the call lasts until the child's
-execve (CLONE_VFORK): 1.1-1.4 ms a job on this loaded 2-core machine, 60-70% of
-`seq 2000 | batch exec -j 2 true` under cProfile. Every spawn was therefore serialised
-through the coordinator. Measured side by side (python -m benchmarks.exec_overlap:
-2,000 `true`, stdout/stderr pipes, own group, each thread spawning and reaping in turn,
-medians of 3), two runs:
+History. This module first existed to release the GIL: os.posix_spawn holds it for the
+whole call (CPython 3.11), which lasts until the child's execve (CLONE_VFORK), so two
+spawner threads could not overlap their spawns through it, and through ctypes they
+could. Measured then (python -m benchmarks.exec_overlap: 2,000 `true`, stdout/stderr
+pipes, own group, each thread spawning and reaping in turn, medians of 3), two runs:
 
                                     load 3.1-4.4    load 3.4
     os.posix_spawn, 1 thread        3.13 s          1.58 s
@@ -15,9 +14,13 @@ medians of 3), two runs:
     this, 2 threads                 1.54 s          0.87 s   (both may spawn at once)
     xargs -P 2                      2.90 s          1.26 s
 
-ctypes releases the GIL around a foreign call, so two spawner threads (_spawner.py)
-overlap their spawns. Only glibc on Linux (sizes and flag values below are glibc's);
-elsewhere `available()` is False and the runner uses os.posix_spawn as before.
+The runner still spawns on two threads (_runner.py: now one hand-off a job and nothing
+back), so releasing the GIL still matters; the per-run set-up (Launcher: envp and file
+actions built once) saves os.posix_spawn's encoding of the environment on every call.
+A Launcher is shared by the threads: its pid is a local per call, and a cached set of
+file actions is never destroyed while the run lasts. Only glibc on Linux (sizes and flag
+values below are glibc's); elsewhere `available()` is False and _spawn.Launch uses
+os.posix_spawn.
 """
 
 from __future__ import annotations
@@ -84,29 +87,70 @@ def environment(env) -> ctypes.Array:
 _DEVNULL = os.fsencode(os.devnull)
 
 
-def spawn(path, argv, envp, attrs: Attributes, stdin, stdout, stderr) -> int:
-    """posix_spawn(path, argv) with stdin (None: /dev/null), stdout, stderr dup2'ed;
-    the pid, or OSError with the errno of the failed exec (glibc reports it)."""
-    args = [os.fsencode(a) for a in argv]
-    c_argv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
-    actions = ctypes.create_string_buffer(_ACTIONS)
-    _check(_libc.posix_spawn_file_actions_init(actions))
-    try:
-        if stdin is None:
-            _check(_libc.posix_spawn_file_actions_addopen(actions, 0, _DEVNULL, os.O_RDONLY, 0))
-        else:
-            _check(_libc.posix_spawn_file_actions_adddup2(actions, stdin, 0))
-        for fd, target in ((stdout, 1), (stderr, 2)):
-            if fd is not None:
-                _check(_libc.posix_spawn_file_actions_adddup2(actions, fd, target))
-        pid = ctypes.c_int()
-        err = _libc.posix_spawn(ctypes.byref(pid), os.fsencode(path), actions, attrs._buf,
-                                c_argv, envp)
-    finally:
-        _libc.posix_spawn_file_actions_destroy(actions)
-    if err:
-        raise OSError(err, os.strerror(err), os.fsdecode(path))
-    return pid.value
+class Launcher:
+    """posix_spawn for a whole run, on the calling thread: the attributes, envp and the
+    file actions are built once (a job's pipe ends get the lowest free descriptors, so a
+    few (stdin, stdout, stderr) triples recur all run long), leaving per job the argv
+    array and the call."""
+
+    _KEEP = 64  # file-action sets kept: more triples than this means many workers
+
+    def __init__(self, env, defaults):
+        self._attrs = Attributes(defaults)
+        self._envp = environment(env)
+        self._actions: dict = {}
+
+    def _actions_for(self, stdin, stdout, stderr):
+        """(file actions, kept): a set not kept (the cache is full) is the caller's to
+        destroy after its spawn; a kept one is never destroyed before close(), since
+        another spawner thread may be using it."""
+        key = (stdin, stdout, stderr)
+        actions = self._actions.get(key)
+        if actions is not None:
+            return actions, True
+        actions = ctypes.create_string_buffer(_ACTIONS)
+        _check(_libc.posix_spawn_file_actions_init(actions))
+        try:
+            if stdin is None:
+                _check(_libc.posix_spawn_file_actions_addopen(actions, 0, _DEVNULL,
+                                                               os.O_RDONLY, 0))
+            else:
+                _check(_libc.posix_spawn_file_actions_adddup2(actions, stdin, 0))
+            for fd, target in ((stdout, 1), (stderr, 2)):
+                if fd is not None:
+                    _check(_libc.posix_spawn_file_actions_adddup2(actions, fd, target))
+        except BaseException:
+            _libc.posix_spawn_file_actions_destroy(actions)
+            raise
+        if len(self._actions) >= self._KEEP:
+            return actions, False
+        self._actions[key] = actions
+        return actions, True
+
+    def __call__(self, path, argv, stdin, stdout, stderr) -> int:
+        """The pid of `argv` started as `path`, or OSError with the exec's errno."""
+        args = [os.fsencode(a) for a in argv]
+        c_argv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
+        pid = ctypes.c_int()  # per call: two spawner threads may be in here at once
+        actions, kept = self._actions_for(stdin, stdout, stderr)
+        try:
+            err = _libc.posix_spawn(ctypes.byref(pid), os.fsencode(path), actions,
+                                    self._attrs._buf, c_argv, self._envp)
+        finally:
+            if not kept:
+                _libc.posix_spawn_file_actions_destroy(actions)
+        if err:
+            raise OSError(err, os.strerror(err), os.fsdecode(path))
+        return pid.value
+
+    def _drop_actions(self) -> None:
+        for actions in self._actions.values():
+            _libc.posix_spawn_file_actions_destroy(actions)
+        self._actions.clear()
+
+    def close(self) -> None:
+        self._drop_actions()
+        self._attrs.close()
 
 
 def _check(err: int) -> None:

@@ -73,7 +73,7 @@ class Lifeline:
 
     def watch(self, pgid: int) -> None:
         """At once: a job not yet listed would survive a SIGKILL of the coordinator.
-        One write of a line (atomic in a pipe), so spawner threads may call it too."""
+        One write of a line (atomic in a pipe)."""
         self._say(b"+%d\n" % pgid)
 
     def forget(self, pgid: int) -> None:

@@ -11,7 +11,6 @@ not memory, and the pipes are always drained, so no job ever blocks on a full pi
 from __future__ import annotations
 
 import os
-import tempfile
 
 # Bytes of captured output held in memory by a whole run before captures spool to disk:
 # larger keeps more small outputs off the disk, smaller bounds the coordinator's memory.
@@ -43,6 +42,7 @@ class Capture:
                 self._parts.append(data)
                 self._size += len(data)
                 return
+            import tempfile  # only for a capture past the budget: 3-5 ms of every start
             self._file = tempfile.TemporaryFile(prefix="batch-exec-")
             self._file.write(b"".join(self._parts))
             self._release()

@@ -1,11 +1,13 @@
 """The job runner: up to N programs at a time, each with its own pipes and process group.
 
-    jobs (lazy) ─► render argv for a free slot ─► _spawner threads (posix_spawn through
-        │               libc, GIL released: spawns overlap; else _spawn.spawn), own group
+    jobs (lazy) ─► render argv for a free slot; pipes made and registered here
+        │          ─► _Spawner: 2 threads, posix_spawn (own group; ctypes, the GIL
+        │             released), pid recorded and lifeline "+pid", then the child's
+        │             pipe ends closed: one hand-off a job, nothing comes back
         │               stdin bytes ─► pipe ─► job ─► stdout/stderr pipes ─┐
-        │                                      └─► pidfd (Linux) ──────────┤
-        │      one selector: write stdin as the job reads, read outputs     │
-        │      into Captures (spool past the Budget), reap at exit  ◄───────┘
+        │      one poll object (epoll): write stdin as the job reads, read  │
+        │      outputs into Captures (spool past the Budget)  ◄─────────────┘
+        │      both outputs at EOF ─► wait4(WNOHANG): reaped (a pidfd only if not yet)
         │      timeout: SIGTERM the group, grace, SIGKILL; Ctrl-C: all of them
         ▼
     Done (completion order), failed ones first run again up to `retries` times
@@ -13,18 +15,37 @@
 A job is done when its process is reaped *and* both its output pipes reached EOF (as
 subprocess.communicate: a background grandchild that holds the pipe keeps the job open,
 and --timeout still ends it by signalling the whole group). Everything is read through
-one selector, so a job printing gigabytes never blocks, and neither does one that reads
-its stdin slowly. The coordinator never blocks in waitpid: pidfds wake the selector at
-each exit (elsewhere jobs whose pipes closed are polled every 5 ms).
+one poll object, so a job printing gigabytes never blocks, and neither does one that
+reads its stdin slowly. The coordinator never blocks in waitpid. The EOF also tells the
+spawn is over: the spawner closes its copies of the child's ends only after recording
+the pid (or why the program could not start), so no message from the threads is needed.
+Jobs without output pipes, and jobs with a cwd (Popen), are spawned on this thread.
+
+Why this shape: the cost per job. A 2,000-job run of `true` is all spawning and waiting,
+and `batch exec` must come near xargs there (issue 10). A spawn blocks its caller until
+the child's execve (CLONE_VFORK): 0.26-0.28 ms on a quiet machine, 0.9-1.4 ms at load 4
+(timed around each call). The design before spawned on 2 threads too, but each job
+crossed threads twice (a queue there, a wake-up pipe and a results deque back): 15 futex
+calls a job under `strace -c -f`, and its coordinator cost 0.26-0.43 ms of CPU a job
+(RUSAGE_SELF of a Runner over 2,000 `true`, 2 workers, load-dependent). Also gone:
+
+- a pidfd per job (pidfd_open, two epoll_ctl, close): a job's pipes reach EOF when it
+  exits, so wait4(WNOHANG) then nearly always reaps it (all but 37 of 2,000, counted);
+  only a job that is not yet a zombie then (that race, or one that closed its outputs
+  and runs on) gets a pidfd, and jobs without pipes get one at once. Without pidfds (not
+  Linux) those are polled every 5 ms.
+- selectors' SelectorKey bookkeeping (3.6 us a register/unregister pair against 1.3 for
+  epoll's own); a scan of every running job per wake-up (only with --timeout now); two
+  signal.signal calls per job handed to the caller (SigintGuard.lend, 13.7 us a pair).
+
+The spawning's figures, and what was tried and dropped: _spawner.py.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import os
-import selectors
 import signal
 import time
 
@@ -33,34 +54,33 @@ from ._feed import feed_for
 from ._job import Done, Job
 from ._lifeline import Lifeline
 from ._output import Budget, Capture
-from ._spawn import _DEFAULTS, NotRunnable, kill_rest_of_group, pidfd, reaped, spawn
-from . import _libc_spawn
-from ._spawner import Spawner
-
-_SPAWNED = (None, -2)  # the selector key of the spawner's wake-up pipe
+from ._spawn import Launch, NotRunnable, kill_rest_of_group, pidfd, reaped, spawn_in
+from ._spawner import THREADS, Spawner
 
 # After SIGTERM, how long a job's group has to exit before SIGKILL: time for a program's
 # own handler to clean up, short enough that Ctrl-C ends a run well within two seconds.
 STOP_GRACE = 1.0
 
-_NOTHING = contextlib.nullcontext()
 _READ = 1 << 18     # bytes per read of an output pipe
 _WRITE = 1 << 16    # a job's stdin bigger than a default pipe gets an enlarged one
+_POLL = 0.005       # seconds between wait4 polls of exited-looking jobs without a pidfd
+_IN, _OUT = _platform.POLL_IN, _platform.POLL_OUT
 
 
 class _Running:
     __slots__ = ("done", "keep", "fds", "pidfd", "stdin_fd", "view", "t0", "deadline",
-                 "kill_at", "reaped")
+                 "kill_at", "reaped", "failure")
 
-    def __init__(self, done: Done, keep, timeout):
+    def __init__(self, done: Done, keep, t0, timeout):
         self.done, self.keep = done, keep
-        self.fds: dict[int, int] = {}   # output fd -> 1 or 2
+        self.fds: list[int] = []   # its open output pipes
         self.pidfd = self.stdin_fd = -1
         self.view = None
-        self.t0 = time.monotonic()
-        self.deadline = None if timeout is None else self.t0 + timeout
+        self.t0 = t0
+        self.deadline = None if timeout is None else t0 + timeout
         self.kill_at = None
         self.reaped = False
+        self.failure = None  # what the spawner thread could not do (raised by the runner)
 
 
 class Runner:
@@ -90,39 +110,42 @@ class Runner:
         Ctrl-C, close()) every job still running is stopped and reaped."""
         jobs, retry = iter(jobs), collections.deque()
         self._running: dict[int, _Running] = {}
-        self._sel = selectors.DefaultSelector()
+        self._keys: dict = {}             # fd -> (run, 1 | 2 output, 0 stdin, -1 pidfd)
+        self._polled: set = set()         # runs awaiting their exit without a pidfd
+        self._finished: list[Done] = []
+        self._poll, self._unit = _platform.poller()
         self._free = list(range(self.workers, 0, -1))
+        self._piped = self.capture or self.stream is not None
+        self._launch = Launch(self.env) if self.cwd is None else None
+        self._spawner = None
+        if self._launch is not None and self._piped:
+            self._spawner = Spawner(self._launch, min(self.workers, THREADS))
         guard = _signals.SigintGuard()
         lifeline = self._lifeline = Lifeline()
-        # Spawns on threads (_spawner.py) where they can overlap; a `cwd` job goes
-        # through Popen on this thread (a thread's blocked signals would be its mask).
-        self._spawner = None
-        if self.cwd is None and _libc_spawn.available():
-            self._spawner = Spawner(self.env, lifeline, _DEFAULTS,
-                                    threads=min(self.workers, 2))
+        if self._spawner is not None:
+            self._spawner.start(lifeline)
         # SIGINT only sets a flag while jobs are started and waited for (no job can be
         # orphaned between its spawn and its record); it is the caller's own while a
         # result is in the caller's hands, at each yield.
         guard.__enter__()
         try:
-            self._sel.register(guard.fd, selectors.EVENT_READ, None)
-            if self._spawner is not None:
-                self._sel.register(self._spawner.fd, selectors.EVENT_READ, _SPAWNED)
+            self._poll.register(guard.fd, _IN)
+            self._keys[guard.fd] = None
             exhausted = False
             while True:
-                while self._launching and len(self._running) + self._pending() < self.workers:
+                while self._launching and len(self._running) < self.workers:
                     job = retry.popleft() if retry else (None if exhausted else next(jobs, None))
                     if job is None:
                         exhausted = True
                         break
                     early = self._start(job)
                     if early is not None:
-                        guard.__exit__(None, None, None)
+                        guard.lend()
                         yield early
-                        guard.__enter__()
+                        guard.take_back()
                 if guard.interrupted:  # (also while the last job was being started)
                     raise KeyboardInterrupt
-                if not self._running and not self._pending():
+                if not self._running:
                     break
                 finished = self._wait()
                 if guard.interrupted:
@@ -135,15 +158,17 @@ class Runner:
                                                          attempt=done.job.attempt + 1))
                     else:
                         done.job.stdin = None  # a --pipe block waiting behind -k: freed
-                        guard.__exit__(None, None, None)
+                        guard.lend()
                         yield done
-                        guard.__enter__()
+                        guard.take_back()
         finally:
             guard.__exit__(None, None, None)
             self._stop_all()
-            self._sel.close()
+            self._poll.close()
             if self._spawner is not None:
-                self._spawner.close()
+                self._spawner.join()
+            if self._launch is not None:
+                self._launch.close()
             lifeline.close()
             guard.close()
 
@@ -153,29 +178,48 @@ class Runner:
         slot = self._free.pop()
         argv = self._render(job, slot)
         done = Done(job, argv, slot, started=time.time())
-        piped = self.capture or self.stream is not None
         mine, theirs = [], []
         try:
-            out_r, out_w = os.pipe() if piped else (-1, None)
-            mine.append(out_r), theirs.append(out_w)
-            err_r, err_w = os.pipe() if piped else (-1, None)
-            mine.append(err_r), theirs.append(err_w)
-            in_r, in_w = os.pipe() if job.stdin is not None else (None, -1)
-            mine.append(in_w), theirs.append(in_r)
+            if self._piped:
+                out_r, out_w = os.pipe()
+                mine.append(out_r), theirs.append(out_w)
+                err_r, err_w = os.pipe()
+                mine.append(err_r), theirs.append(err_w)
+            else:
+                out_r = out_w = err_r = err_w = None
+            in_r = in_w = None
+            if job.stdin is not None:
+                in_r, in_w = os.pipe()
+                mine.append(in_w), theirs.append(in_r)
             if self._spawner is not None:
-                self._spawner.submit((done, mine, theirs), argv, in_r, out_w, err_w)
-                mine = theirs = ()  # the spawn's now: _spawned closes them
+                # Held: no SIGTERM handler may raise between registering the fds (the
+                # run's now) and handing the child's ends over (the spawner's now).
+                with _signals.signals_blocked():
+                    run = self._running[slot] = _Running(done, None, time.monotonic(),
+                                                         self.timeout)
+                    self._watch(run, job, out_r, err_r, in_w)
+                    mine = []  # registered: closed at EOF, or by _stop_all
+                    self._spawner.submit(run, argv, in_r, out_w, err_w)
+                    theirs = []  # the spawner closes them, after the spawn
                 return None
-            with _signals.signals_blocked() if self.cwd is None else _NOTHING:
-                pid, keep = spawn(argv, stdin=in_r, stdout=out_w, stderr=err_w, env=self.env,
-                                  cwd=self.cwd)
+            if self._launch is not None:
+                # Held, not dropped: no SIGTERM handler (sigterm_raises) may run between
+                # the spawn and the record, or the job would be orphaned.
+                with _signals.signals_blocked():
+                    pid = self._launch(argv, in_r, out_w, err_w)
+                    self._lifeline.watch(pid)
+                    run = self._running[slot] = _Running(done, None, time.monotonic(),
+                                                        self.timeout)
+            else:  # a cwd: Popen, whose child would inherit a blocked mask
+                pid, keep = spawn_in(argv, stdin=in_r, stdout=out_w, stderr=err_w,
+                                     env=self.env, cwd=self.cwd)
                 self._lifeline.watch(pid)
-                done.pid = pid
-                run = self._running[pid] = _Running(done, keep, self.timeout)
+                run = self._running[slot] = _Running(done, keep, time.monotonic(),
+                                                    self.timeout)
+            done.pid = pid
         except BaseException as exc:
             for fd in mine:
-                if fd is not None and fd >= 0:
-                    os.close(fd)
+                os.close(fd)
             self._free.append(slot)
             if not isinstance(exc, NotRunnable):
                 raise
@@ -183,85 +227,79 @@ class Runner:
             return done
         finally:
             for fd in theirs:
-                if fd is not None:
-                    os.close(fd)
+                os.close(fd)
         self._watch(run, job, out_r, err_r, in_w)
         return None
 
-    def _pending(self) -> int:
-        return 0 if self._spawner is None else self._spawner.pending
-
-    def _spawned(self, results, *, reraise: bool = True) -> list[Done]:
-        """Record the spawner's finished spawns (signals held: none may be lost between
-        its result and its record); the Done of those that could not start."""
-        early, error = [], None
-        with _signals.signals_blocked():
-            for (done, mine, theirs), pid, exc in results:
-                for fd in theirs:
-                    if fd is not None:
-                        os.close(fd)
-                if exc is not None:
-                    for fd in mine:
-                        if fd is not None and fd >= 0:
-                            os.close(fd)
-                    self._free.append(done.slot)
-                    if isinstance(exc, NotRunnable):
-                        done.error = str(exc)
-                        early.append(done)
-                    else:
-                        error = error or exc
-                    continue
-                done.pid = pid
-                run = self._running[pid] = _Running(done, None, self.timeout)
-                self._watch(run, done.job, *mine)
-        if error is not None and reraise:
-            raise error
-        return early
-
-    def _watch(self, run: _Running, job: Job, out_r: int, err_r: int, in_w: int) -> None:
-        done, pid = run.done, run.done.pid
-        if self.capture and self.stream is None:
-            done.stdout, done.stderr = Capture(self.budget), Capture(self.budget)
-        for fd, which in ((out_r, 1), (err_r, 2)):
-            if fd >= 0:
-                run.fds[fd] = which
-                self._sel.register(fd, selectors.EVENT_READ, (run, which))
-        if in_w >= 0:
+    def _watch(self, run: _Running, job: Job, out_r, err_r, in_w) -> None:
+        done = run.done
+        register, keys = self._poll.register, self._keys
+        if out_r is not None:
+            if self.stream is None:
+                done.stdout, done.stderr = Capture(self.budget), Capture(self.budget)
+            run.fds += (out_r, err_r)
+            register(out_r, _IN)
+            keys[out_r] = (run, 1)
+            register(err_r, _IN)
+            keys[err_r] = (run, 2)
+        if in_w is not None:
             if len(job.stdin) > _WRITE:  # a --pipe block: one write, not 16, per MiB
                 _platform.enlarge_pipe(in_w)
             os.set_blocking(in_w, False)
             run.stdin_fd, run.view = in_w, feed_for(job.stdin)  # _feed.py: bytes, splice
-            self._sel.register(in_w, selectors.EVENT_WRITE, (run, 0))
+            register(in_w, _OUT)
+            keys[in_w] = (run, 0)
             if not len(job.stdin):
                 self._close_stdin(run)
-        run.pidfd = pidfd(pid)
+        if not run.fds:  # nothing to reach EOF: only its exit says it is done
+            self._await_exit(run)
+
+    def _await_exit(self, run: _Running) -> None:
+        run.pidfd = pidfd(run.done.pid)
         if run.pidfd >= 0:
-            self._sel.register(run.pidfd, selectors.EVENT_READ, (run, -1))
+            self._poll.register(run.pidfd, _IN)
+            self._keys[run.pidfd] = (run, -1)
+        else:
+            self._polled.add(run)
 
     # --- waiting -------------------------------------------------------------------
 
     def _wait(self) -> list[Done]:
-        now = time.monotonic()
-        times = [t for r in self._running.values() for t in (r.deadline, r.kill_at)
-                 if t is not None]
-        wait = max(0.0, min(times) - now) if times else None
-        finished = []
-        if any(not r.fds and not r.reaped and r.pidfd < 0 for r in self._running.values()):
-            wait = 0.005 if wait is None else min(wait, 0.005)
-        for key, _ in self._sel.select(wait):
-            if key.data is None:  # the SIGINT guard's pipe: the caller raises
+        wait = None
+        if self.timeout is not None:
+            times = [t for r in self._running.values() for t in (r.deadline, r.kill_at)
+                     if t is not None]
+            if times:
+                wait = max(0.0, min(times) - time.monotonic())
+        if self._polled:
+            wait = _POLL if wait is None else min(wait, _POLL)
+        keys = self._keys
+        for fd, _ in self._poll.poll(-1 if wait is None else wait * self._unit):
+            key = keys.get(fd, False)
+            if key is None:  # the SIGINT guard's pipe: the caller raises
                 return []
-            run, which = key.data
-            if which == -2:
-                finished += self._spawned(self._spawner.collect())
-            elif which > 0:
-                self._read(run, key.fd, which)
+            if key is False:  # closed by an earlier event of this same poll
+                continue
+            run, which = key
+            if which > 0:
+                self._read(run, fd, which)
             elif which == 0:
                 self._feed(run)
             else:
-                self._reap(run, os.WNOHANG)
+                self._reap(run)
+        if self.timeout is not None:
+            self._enforce_timeouts()
+        for run in list(self._polled):
+            self._reap(run)
+        finished, self._finished = self._finished, []
+        return finished
+
+    def _enforce_timeouts(self) -> None:
         now = time.monotonic()
-        for pid, run in list(self._running.items()):
+        for run in self._running.values():
+            pid = run.done.pid
+            if not pid:  # its spawn is still on the spawner thread
+                continue
             if run.deadline is not None and now >= run.deadline and run.kill_at is None:
                 run.done.timed_out = True
                 _platform.kill_group(pid, signal.SIGTERM)
@@ -269,18 +307,26 @@ class Runner:
             elif run.kill_at is not None and now >= run.kill_at:
                 _platform.kill_group(pid, signal.SIGKILL)
                 run.kill_at = float("inf")
-            if not run.reaped and not run.fds and run.pidfd < 0:
-                self._reap(run, os.WNOHANG)
-            if run.reaped and not run.fds:
-                finished.append(self._finish(run))
-        return finished
 
     def _read(self, run: _Running, fd: int, which: int) -> None:
         data = os.read(fd, _READ)
         if not data:
-            self._sel.unregister(fd)
+            self._poll.unregister(fd)
             os.close(fd)
-            del run.fds[fd]
+            del self._keys[fd]
+            run.fds.remove(fd)
+            if not run.fds:
+                if not run.done.pid:  # could not start (the spawner closed its ends)
+                    if run.failure is not None:
+                        raise run.failure
+                    self._close_stdin(run)
+                    self._finished.append(self._finish(run))
+                elif not run.reaped:
+                    self._reap(run)  # it closed them by exiting, nearly always
+                    if not run.reaped:
+                        self._await_exit(run)
+                else:
+                    self._finished.append(self._finish(run))
             return
         if which == 1:
             run.done.received += len(data)
@@ -303,12 +349,13 @@ class Runner:
 
     def _close_stdin(self, run: _Running) -> None:
         if run.stdin_fd >= 0:
-            self._sel.unregister(run.stdin_fd)
+            self._poll.unregister(run.stdin_fd)
+            del self._keys[run.stdin_fd]
             os.close(run.stdin_fd)
             run.stdin_fd, run.view = -1, None
 
-    def _reap(self, run: _Running, options: int) -> None:
-        pid, status, _ = _platform.wait4(run.done.pid, options)
+    def _reap(self, run: _Running) -> None:
+        pid, status = os.waitpid(run.done.pid, os.WNOHANG)
         if not pid:
             return
         run.reaped = True
@@ -317,15 +364,19 @@ class Runner:
         reaped(run.keep, status)
         self._lifeline.forget(run.done.pid)
         if run.pidfd >= 0:
-            self._sel.unregister(run.pidfd)
+            self._poll.unregister(run.pidfd)
+            del self._keys[run.pidfd]
             os.close(run.pidfd)
             run.pidfd = -1
+        self._polled.discard(run)
         self._close_stdin(run)
+        if not run.fds:
+            self._finished.append(self._finish(run))
 
     def _finish(self, run: _Running) -> Done:
         if run.kill_at is not None:  # stopped: what of its group ignored SIGTERM goes too
             kill_rest_of_group(run.done.pid)
-        del self._running[run.done.pid]
+        del self._running[run.done.slot]
         self._free.append(run.done.slot)
         self._free.sort(reverse=True)
         return run.done
@@ -333,18 +384,17 @@ class Runner:
     # --- stopping ------------------------------------------------------------------
 
     def _stop_all(self) -> None:
-        if self._spawner is not None:  # every spawn still on its way is stopped too
-            for done in self._spawned(self._spawner.drain(), reraise=False):
-                done.close()
+        if self._spawner is not None:  # no spawn still on its way: each has its pid
+            self._spawner.join()
         running = list(self._running.values())
         for run in running:
             self._close_stdin(run)
-        alive = [r.done.pid for r in running if not r.reaped]
+        alive = [r.done.pid for r in running if r.done.pid and not r.reaped]
         _platform.stop_and_reap(alive, stop=alive, grace=self.grace)
         for pid in alive:
             kill_rest_of_group(pid)
         for run in running:
-            if not run.reaped:
+            if run.done.pid and not run.reaped:
                 reaped(run.keep, 0)
                 self._lifeline.forget(run.done.pid)
             for fd in [*run.fds, run.pidfd]:
@@ -353,4 +403,6 @@ class Runner:
             run.fds.clear()
             run.done.close()
         self._running.clear()
-
+        for done in self._finished:  # reaped, never handed over (an exception between)
+            done.close()
+        self._finished = []

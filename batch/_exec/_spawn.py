@@ -24,13 +24,17 @@ close-on-exec, as os.pipe makes them); SIGPIPE, SIGXFSZ, SIGINT and SIGTERM at t
 defaults and no signal blocked (Python ignores SIGPIPE, and the runner spawns with
 SIGINT/SIGTERM blocked so that no handler runs between the spawn and recording the pid;
 not for a `cwd` job: a Popen child would inherit the blocked mask).
+
+A spawn blocks its caller until the child's execve (CLONE_VFORK): 0.26-0.28 ms a job on a
+quiet machine, 0.9-1.4 ms at load 4. The runner therefore spawns on two threads
+(_runner.py has the figures), through _libc_spawn where it can, which releases the GIL.
+
 That a job dies with its coordinator, even one killed by SIGKILL, is _lifeline.py's job:
 PR_SET_PDEATHSIG would need code between fork and exec, which posix_spawn has not.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -67,12 +71,12 @@ def _resolve(program, env) -> str:
     """The program's path, searched in PATH once per run rather than per job:
     posix_spawnp would try an execve in every PATH folder before the right one, each
     while the coordinator waits (13 folders here)."""
-    if "/" in os.fsdecode(program):
-        return program
     path = env.get("PATH", os.defpath)
     key = (program, path)
     found = _found.get(key)
     if found is None:
+        if "/" in os.fsdecode(program):
+            return program
         found = shutil.which(os.fsdecode(program), path=path)
         if found is None:
             raise FileNotFoundError(program)
@@ -82,51 +86,61 @@ def _resolve(program, env) -> str:
     return found
 
 
-def spawn(argv, *, stdin: int | None, stdout: int | None, stderr: int | None, env=None,
-          cwd=None) -> tuple[int, object]:
-    """Start argv; (pid, keep): `keep` must live until the pid is reaped (a Popen, or None).
+class Launch:
+    """Starting the jobs of a run without a cwd: launch(argv, stdin, stdout, stderr) ->
+    pid. stdin None is /dev/null; stdout/stderr None are the caller's own. An exec
+    failure is raised as NotRunnable. The pid leads a new process group.
 
-    stdin None is /dev/null; stdout/stderr None are the caller's own. An exec failure is
-    raised as NotRunnable. The pid leads a new process group.
-    """
-    env = os.environ if env is None else env
-    if cwd is not None:
-        return _popen(argv, stdin, stdout, stderr, env, cwd)
+    Through libc where _libc_spawn has it (envp and file actions built once a run), else
+    os.posix_spawn (which encodes the environment again on every call). The error
+    translation is inline, not a context manager: this runs once a job."""
+
+    def __init__(self, env):
+        from . import _libc_spawn
+        self._env = env
+        self._libc = _libc_spawn.Launcher(env, _DEFAULTS) if _libc_spawn.available() else None
+
+    def __call__(self, argv, stdin, stdout, stderr) -> int:
+        try:
+            path = _resolve(argv[0], self._env)
+            if self._libc is not None:
+                return self._libc(path, argv, stdin, stdout, stderr)
+            return os.posix_spawn(path, argv, self._env,
+                                  file_actions=_actions(stdin, stdout, stderr),
+                                  setpgroup=0, setsigdef=_DEFAULTS, setsigmask=())
+        except OSError as exc:
+            raise _not_runnable(argv[0], exc) from exc
+
+    def close(self) -> None:
+        if self._libc is not None:
+            self._libc.close()
+            self._libc = None
+
+
+def _actions(stdin, stdout, stderr) -> list:
     actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0) if stdin is None
                else (os.POSIX_SPAWN_DUP2, stdin, 0)]
     if stdout is not None:
         actions.append((os.POSIX_SPAWN_DUP2, stdout, 1))
     if stderr is not None:
         actions.append((os.POSIX_SPAWN_DUP2, stderr, 2))
-    with _runnable(argv[0]):
-        pid = os.posix_spawn(_resolve(argv[0], env), argv, env, file_actions=actions,
-                             setpgroup=0, setsigdef=_DEFAULTS, setsigmask=())
-    return pid, None
+    return actions
 
 
-def spawn_libc(argv, stdin, stdout, stderr, env, envp, attrs) -> int:
-    """spawn() through _libc_spawn (the GIL released; see _spawner.py): same actions,
-    same errors; `envp` and `attrs` are built once per run from `env` and _DEFAULTS."""
-    from . import _libc_spawn
-    with _runnable(argv[0]):
-        return _libc_spawn.spawn(_resolve(argv[0], env), argv, envp, attrs, stdin, stdout,
-                                 stderr)
-
-
-@contextlib.contextmanager
-def _runnable(program):
+def _not_runnable(program, exc: OSError) -> NotRunnable:
     """The spawn's OSError, for a program that cannot start, as one NotRunnable naming it."""
-    try:
-        yield
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise NotRunnable(f"{os.fsdecode(program)}: command not found") from exc
-    except PermissionError as exc:
-        raise NotRunnable(f"{os.fsdecode(program)}: not executable") from exc
-    except OSError as exc:
-        raise NotRunnable(f"{os.fsdecode(program)}: {exc.strerror or exc}") from exc
+    name = os.fsdecode(program)
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        return NotRunnable(f"{name}: command not found")
+    if isinstance(exc, PermissionError):
+        return NotRunnable(f"{name}: not executable")
+    return NotRunnable(f"{name}: {exc.strerror or exc}")
 
 
-def _popen(argv, stdin, stdout, stderr, env, cwd):
+def spawn_in(argv, *, stdin: int | None, stdout: int | None, stderr: int | None, env,
+             cwd) -> tuple[int, object]:
+    """Start argv in folder `cwd` (posix_spawn has no chdir action): (pid, keep), where
+    `keep`, the Popen, must live until the pid is reaped. Otherwise as Launch."""
     try:
         # process_group= is Python 3.11's; start_new_session would also detach the job
         # from the terminal, which GNU parallel does not do.

@@ -1,109 +1,103 @@
-"""Spawning on threads beside the runner's selector loop, so that spawns overlap.
+"""Spawning on two threads beside the runner's loop: one hand-off a job, nothing back.
 
-    runner ── submit(token, argv, fds) ──► queue ──► spawner thread: posix_spawn through
-    (main thread)                                    ctypes (GIL released), lifeline "+"
-        ◄── selector wakes on .fd ◄── results deque + one byte ◄──┘
+    runner: pipes made, read ends registered ── submit(run, argv, child's ends) ──►
+        queue ──► spawner thread: posix_spawn (ctypes: the GIL released while it waits
+        for the child's execve), run.done.pid = pid, lifeline "+pid" ── then closes the
+        child's ends ──► the runner's EOF on them: the spawn is over, the pid is known
 
-A spawn blocks its caller until the child's execve (CLONE_VFORK, 1.1-1.4 ms here); on
-the main thread that stopped reading outputs, reaping and starting the next job, and
-with os.posix_spawn (GIL held) even a second thread could not overlap it. See
-_libc_spawn.py for the figures. End to end (python -m benchmarks.exec_throughput,
-2 workers, medians of 5, one run, load average 5.3-6.0), with the lazy imports and the
-polling lifeline of the same branch: seq 2000 | batch exec -j 2 true 2.21 s (xargs -P 2
-2.73 s, GNU parallel 12.2 s); sh -c 'echo {}' 1.96 s (xargs 2.56 s, parallel 9.99 s).
-At main before (load 5.8-7.6): true 3.48 s against xargs 3.25 s; echo 3.35 s / 2.73 s. Two threads suffice on 2 cores (the measured gain);
-more would only keep more spawns waiting for a core.
+A spawn blocks its caller until the child's execve (CLONE_VFORK, 0.26-1.4 ms here with
+the load). On the runner's own thread that held every other slot; two threads let two
+spawns wait at once while the runner reads, reaps and starts. The design before this
+one also sent each result back (a wake-up pipe, a deque, a drain): two crossings a job.
 
-Guarantees kept: a job's pid reaches the lifeline from the thread that spawned it, the
-moment posix_spawn returns, so no job escapes the watchdog; the threads block SIGINT and
-SIGTERM (their handlers are the main thread's, and a job's own mask is set by the spawn
-attributes); the runner drains every pending spawn before it stops its jobs, so none is
-orphaned by Ctrl-C or an exception; close() ends and joins the threads.
+Measured side by side (`seq 2000 | batch exec -j2 true`, medians of 7, interleaved, load
+2.3-4.2; CPU of the whole tree / wall): the design before 2.86 s / 2.51 s; the
+runner's other changes with spawns inline 2.43 s / 2.82 s (the waits for execve then hold the
+coordinator: 52% of a quiet run, 65-88% under load); on one spawner thread 2.49 s /
+2.56 s; on two (this) 2.57 s / 2.29 s; xargs -P2 2.14 s / 2.10 s.
+Tried and dropped: pinning the coordinator to its CPU around each inline spawn, so that
+the child (inheriting the mask) starts there the moment its parent blocks: slower (1.80-
+1.93 s against 0.99-1.38 s); writing a reaped job's "-" lifeline line with the next "+"
+line: about 1 us a job, but the line must also go out before each result handed to the
+caller (who may hold it for minutes), and then nothing is saved.
+
+Guarantees: the pid reaches the lifeline from the thread that spawned it, the moment
+posix_spawn returns; the threads block SIGINT and SIGTERM (their handlers are the main
+thread's, and a job's own mask is set by the spawn attributes); `join()` (the runner's
+stop, before it stops its jobs) lets every submitted spawn finish or, once stopping,
+skips it (so none is orphaned by Ctrl-C or an exception) and ends the threads.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import queue
-import select
 import signal
 import threading
 
-from . import _libc_spawn
-from ._spawn import spawn_libc
+from ._spawn import NotRunnable
 
+# Two spawns may wait for their children's execve at once: the measured gain on 2 cores
+# (one thread: 2.56 s for 2,000 `true` where two took 2.29 s, load 2.3-4.2); more would
+# only keep more spawns waiting for a core.
 THREADS = 2
 
 
 class Spawner:
-    def __init__(self, env, lifeline, defaults, threads: int = THREADS):
-        self.pending = 0  # submitted, not yet collected (main thread only)
-        self._lifeline = lifeline
-        self._attrs = _libc_spawn.Attributes(defaults)
-        self._env, self._envp = env, _libc_spawn.environment(env)
-        self._requests: queue.SimpleQueue = queue.SimpleQueue()
-        self._results: collections.deque = collections.deque()
-        self.fd, self._wake = os.pipe()
-        os.set_blocking(self.fd, False)
-        os.set_blocking(self._wake, False)
-        self._threads = [threading.Thread(target=self._serve, name="batch-exec-spawn",
-                                          daemon=True) for _ in range(threads)]
-        for thread in self._threads:
-            thread.start()
+    """One thread that makes the spawns, so that the runner goes on reading, reaping and
+    starting while a spawn waits for its child's execve (CLONE_VFORK; ctypes releases
+    the GIL meanwhile). One hand-off a job, no way back: the runner registered the pipes
+    before submitting, and the spawner records the pid (or the failure) before it
+    closes the child's ends, so the runner's EOF on them means the spawn is over."""
 
-    def submit(self, token, argv, stdin, stdout, stderr) -> None:
-        self.pending += 1
-        self._requests.put((token, argv, stdin, stdout, stderr))
+    def __init__(self, launch, threads: int = THREADS):
+        self._launch, self._count = launch, threads
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = []
+        self._stopping = False
+
+    def start(self, lifeline) -> None:
+        self._lifeline = lifeline
+        for _ in range(self._count):
+            thread = threading.Thread(target=self._serve, name="batch-exec-spawn",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, run, argv, stdin, stdout, stderr) -> None:
+        self._requests.put((run, argv, stdin, stdout, stderr))
 
     def _serve(self) -> None:
-        if hasattr(signal, "pthread_sigmask"):
+        if hasattr(signal, "pthread_sigmask"):  # the runner's thread handles them
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         while True:
             request = self._requests.get()
             if request is None:
                 return
-            token, argv, stdin, stdout, stderr = request
+            run, argv, stdin, stdout, stderr = request
             try:
-                pid = spawn_libc(argv, stdin, stdout, stderr, self._env, self._envp,
-                                 self._attrs)
-                self._lifeline.watch(pid)
-                result = (token, pid, None)
-            except BaseException as exc:  # handed to the runner, which decides
-                result = (token, 0, exc)
-            self._results.append(result)  # before the byte: collect() then finds it
-            try:
-                os.write(self._wake, b"\0")
-            except BlockingIOError:  # the pipe is full of wake-ups already
-                pass
+                if self._stopping:
+                    run.done.error = "not started: the run was stopped"
+                else:
+                    pid = self._launch(argv, stdin, stdout, stderr)
+                    self._lifeline.watch(pid)
+                    run.done.pid = pid
+            except NotRunnable as exc:
+                run.done.error = str(exc)
+            except BaseException as exc:  # raised by the runner, at the EOF
+                run.done.error = str(exc)
+                run.failure = exc
+            finally:
+                for fd in (stdin, stdout, stderr):
+                    if fd is not None:
+                        os.close(fd)
 
-    def collect(self) -> list:
-        """(token, pid, exception or None) of the spawns finished so far."""
-        try:
-            os.read(self.fd, 4096)
-        except BlockingIOError:
-            pass
-        out = []
-        while self._results:
-            out.append(self._results.popleft())
-        self.pending -= len(out)
-        return out
-
-    def drain(self) -> list:
-        """Every pending spawn's result, waiting for those still running."""
-        out = self.collect()
-        while self.pending:
-            select.select([self.fd], [], [], 1.0)
-            out += self.collect()
-        return out
-
-    def close(self) -> None:
-        for _ in self._threads:
-            self._requests.put(None)
-        for thread in self._threads:
-            thread.join()
-        self._threads = []
-        for fd in (self.fd, self._wake):
-            os.close(fd)
-        self.fd = self._wake = -1
-        self._attrs.close()
+    def join(self) -> None:
+        """Every submitted spawn done (those after a stop are not made), the thread gone."""
+        if self._threads:
+            self._stopping = True
+            for _ in self._threads:
+                self._requests.put(None)
+            for thread in self._threads:
+                thread.join()
+            self._threads = []

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import sys
 
 from .. import __version__, _cpus, _platform, backends
@@ -12,6 +10,7 @@ from ._parser import add_debug
 
 
 def facts() -> dict:
+    import platform  # here, as json below: every `batch` command builds this parser
     try:
         affinity = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -46,6 +45,7 @@ def _interpreter() -> str:
 def info(args) -> int:
     f = facts()
     if args.format == "json":
+        import json
         print(json.dumps(f, indent=2))
         return 0
     quota = f["cgroup_cpu_quota"]
