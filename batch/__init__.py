@@ -107,6 +107,7 @@ def map_blocks(fn, array, *, out=None, dtype=None, chunks=None, workers=None, ba
     """fn over blocks of `array` along axis 0, written into one output array (see
     Pool.map_blocks): like fn(array) for a function that works row by row, on every core.
     """
+    from ._pool import Pool
     with Pool(workers, backend) as pool:
         return pool.map_blocks(fn, array, out=out, dtype=dtype, chunks=chunks,
                                progress=progress, timeout=timeout, retries=retries)

@@ -215,3 +215,17 @@ def test_inside_a_worker_it_runs_serially():
 
     assert batch.pmap(nested, [0, 1], workers=2) == [float(wave(np.arange(100.0) + i).sum())
                                                      for i in (0, 1)]
+
+
+@pytest.mark.timeout(60)
+def test_works_as_the_first_call_of_a_fresh_interpreter():
+    """batch.Pool loads lazily (PEP 562): map_blocks must not rely on someone having
+    touched batch.Pool first, which every other test in this process has."""
+    import subprocess
+    import sys
+    code = ("import numpy as np, batch; a = np.arange(10.0); "
+            "print(batch.map_blocks(np.negative, a, workers=2).sum())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=50)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "-45.0"
