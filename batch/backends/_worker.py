@@ -37,6 +37,7 @@ def main(task: Task, result_fd: int, task_fd: int, close_fds, parent_pid: int,
         _signals.reset_in_worker()
         _platform.die_with_parent(parent_pid)
         _platform.new_process_group()
+        _platform.keep_freed_heap()
         for fd in close_fds:
             try:
                 os.close(fd)
