@@ -214,6 +214,12 @@ def can_push() -> bool:
     return _push_ok
 
 
+def push_denied() -> None:
+    """A worker's write into this process failed: nobody pushes from now on."""
+    global _push_ok
+    _push_ok = False
+
+
 def _probe_push() -> bool:
     fn = _vm_fn("process_vm_writev") if _load_libc() else None
     if fn is None:
@@ -312,6 +318,7 @@ def prepare_fork() -> None:
     """
     _load_libc()
     can_pull()  # decided before the first fork: every worker inherits the answer
+    can_push()
     _cpus.prepare_blas()
 
 

@@ -189,14 +189,15 @@ def write_all(fd: int, buffers) -> None:
 
 
 class _Decoder:
-    def __init__(self):
+    def __init__(self, populate_remote: bool = True):
+        self.populate_remote = populate_remote  # False: the writer faults them in
         self.arrays: list[np.ndarray] = []
         self.mappings: list = []  # receive buffers hidden from later forks
         self.remote: list[tuple[int, np.ndarray]] = []  # (address in the worker, array)
 
-    def _receive(self, dtype, shape) -> np.ndarray:
+    def _receive(self, dtype, shape, populate: bool = True) -> np.ndarray:
         dtype = np.dtype(dtype)
-        buf = receive_buffer(dtype.itemsize * math.prod(shape))
+        buf = receive_buffer(dtype.itemsize * math.prod(shape), populate)
         if buf is None:
             return np.empty(shape, dtype=dtype)
         self.mappings.append(buf)
@@ -210,7 +211,7 @@ class _Decoder:
             return a.T if fortran else a
         if code == _ARRAY_REMOTE:
             dtype, shape, address, *fortran = self._unpack(data)
-            a = self._receive(dtype, shape)
+            a = self._receive(dtype, shape, self.populate_remote)
             self.remote.append((address, a))
             return a.T if fortran else a
         if code == _ARRAY:
@@ -234,11 +235,13 @@ class _Decoder:
         return msgpack.unpackb(data, ext_hook=self.ext_hook, raw=False, strict_map_key=False)
 
 
-def decode_body(body) -> tuple[object, list[memoryview], list, list]:
+def decode_body(body, populate_remote: bool = True) -> tuple[object, list[memoryview],
+                                                             list, list]:
     """The payload; the buffers (still empty) that the out-of-band bytes fill; the
     receive buffers among them that later forks do not inherit (see receive_buffer);
-    and the (address, array) pairs to pull from the worker's memory."""
-    dec = _Decoder()
+    and the (address, array) pairs to get from the worker's memory, whose buffers are
+    faulted in here unless `populate_remote` is False (the worker will write them)."""
+    dec = _Decoder(populate_remote)
     try:
         payload = dec._unpack(body)
     except DecodeError:
