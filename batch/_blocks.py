@@ -10,6 +10,20 @@ Two ways for fork workers to write the caller's output, chosen once per process:
   output's pages can be huge pages, which shared memory on this machine cannot
   (shmem_enabled = never): interleaved on 512 MiB, 4 runs each, load about 5: push
   median 2.25 s, the memfd below 2.49 s, threads 3.41 s.
+
+  Where fork lost to threads (0.86x on a quiet machine) was not the push: it was each
+  worker's heap. glibc trimmed the heap after nearly every block (np.sin(b) + np.cos(b)
+  frees 12 MiB at its top, past the 8 MiB its own rule allows) and faulted it in again
+  for the next: 64 blocks of 4 MiB, 63,700 minor faults and 0.12 s of system time in a
+  forked worker (or the main thread), 1,100 and 0.01 s in a thread. Workers now keep
+  their freed heap (_platform.keep_freed_heap): the whole 512 MiB run, 7 interleaved
+  runs, load 3.7, fork's CPU went from 1.57 s to 1.31 s (threads 1.36 s when quiet).
+  Tried and dropped: MADV_HUGEPAGE on the output, so that the workers' writes fault
+  2 MiB pages (1.35 s of CPU against 1.31 s, within noise, and huge pages faulted
+  through process_vm_writev are slow on this machine: _wire.py); the fork itself
+  (0.04 s of the coordinator's CPU for both workers, the input's huge pages copy as
+  few page-table entries) and the round trip per block (about 0.1 ms against 8-30 ms of
+  work per 4 MiB block) were not worth changing.
 - memfd (everywhere else), drawn here:
 
     coordinator                                      worker (fork)

@@ -8,8 +8,9 @@ over pipes.
     result pipe in the selector                     ignore SIGINT, run the first task
           ▲                                         encode (msgpack, raw arrays), write
           └────────── message on the result pipe ◄──┘
-    read as data arrives; arrays >= 1 MiB           keeps those arrays until they are read
-    process_vm_readv'd from the worker ─► Outcome   persistent: wait on the task pipe
+    read as data arrives; arrays >= 1 MiB:          keeps those arrays until they are read
+    persistent: their addresses ─► task pipe ─────► process_vm_writev's them here, ACK
+    one-shot: process_vm_readv'd ─► Outcome         persistent: wait on the task pipe
     persistent: next span ─► task pipe ───────────► for (index, start, stop), run it
     one-shot, or end of run: EOF / wait4 ◄───────── os._exit()
 
