@@ -208,6 +208,24 @@ def test_sigkill_after_the_read_loses_nothing(monkeypatch, persistent, transport
     assert [float(a[-1]) for a in out] == [0.0, 1.0, 2.0]
 
 
+@pytest.mark.timeout(60)
+def test_a_worker_killed_while_idle_costs_no_chunk(monkeypatch):
+    """Killed (and dead) after delivering, before its next task is written: the write
+    meets a closed pipe, and the next chunk goes to a new worker, no attempt spent."""
+    real_delivered = fork.ForkBackend._delivered
+
+    def kill_idle(self, worker):
+        out = real_delivered(self, worker)
+        os.kill(worker.pid, signal.SIGKILL)
+        _dead(worker.pid)
+        return out
+
+    monkeypatch.setattr(fork.ForkBackend, "_delivered", kill_idle)
+    out = batch.pmap(lambda i: np.full(_n(np.float64), float(i)), range(4), workers=1,
+                     chunksize=1)
+    assert [float(a[-1]) for a in out] == [0.0, 1.0, 2.0, 3.0]
+
+
 def _mappings() -> list[str]:
     with open("/proc/self/maps") as f:
         return f.read().splitlines()

@@ -156,10 +156,16 @@ class ForkBackend:
     def start(self, task: Task) -> None:
         persistent = task.shared and task.attempt == 1
         if persistent:
-            for worker in self._workers.values():
+            for worker in list(self._workers.values()):
                 if worker.can_run(task):
                     start, stop = task.span
-                    os.write(worker.task_fd, _worker.TASK.pack(task.index, start, stop))
+                    try:
+                        os.write(worker.task_fd, _worker.TASK.pack(task.index, start, stop))
+                    except BrokenPipeError:
+                        # It died idle (killed from outside) before its end of file
+                        # reached the selector: reap it, the chunk never started there.
+                        self._end(worker)
+                        continue
                     worker.assign(task)
                     self._busy[task.index] = worker
                     return
