@@ -17,10 +17,15 @@ Two ways for fork workers to write the caller's output, chosen once per process:
   for the next: 64 blocks of 4 MiB, 63,700 minor faults and 0.12 s of system time in a
   forked worker (or the main thread), 1,100 and 0.01 s in a thread. Workers now keep
   their freed heap (_platform.keep_freed_heap): the whole 512 MiB run, 7 interleaved
-  runs, load 3.7, fork's CPU went from 1.57 s to 1.31 s (threads 1.36 s when quiet).
-  Tried and dropped: MADV_HUGEPAGE on the output, so that the workers' writes fault
-  2 MiB pages (1.35 s of CPU against 1.31 s, within noise, and huge pages faulted
-  through process_vm_writev are slow on this machine: _wire.py); the fork itself
+  runs, load 3.7, fork's CPU went from 1.57 s to 1.31 s (threads 1.36 s when quiet);
+  python -m benchmarks --only map_blocks, load 0.8 to 1.9: fork 0.674 s, threads
+  0.632 s (0.94x, from 0.86x). What is left is the output's pages: the workers fault
+  4 KiB pages of it through process_vm_writev (0.22 s of CPU per 512 MiB), the threads
+  the 2 MiB pages numpy asks for (0.12 s). Tried and dropped: MADV_HUGEPAGE on the
+  output, so that the workers' writes fault 2 MiB pages too: workers' system time
+  0.30 s -> 0.67 s (7 interleaved runs, load 2.1; under load 3.7, 1.35 s of CPU against
+  1.31 s), as huge pages faulted through process_vm_writev are slow on this machine
+  (_wire.py); the fork itself
   (0.04 s of the coordinator's CPU for both workers, the input's huge pages copy as
   few page-table entries) and the round trip per block (about 0.1 ms against 8-30 ms of
   work per 4 MiB block) were not worth changing.

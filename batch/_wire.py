@@ -44,9 +44,11 @@ load 3.5 to 5.5, so CPU time rather than wall time):
 So receiving alone costs 1.6-1.7x serial's whole run. Pulled, it all falls on the
 coordinator's one core: coordinator 0.55 s, workers 0.28 s, 0.53 s of wall time on a
 quiet machine (0.45x serial). Pushed, the same work (0.83 s of CPU in all) runs in the
-two workers and the coordinator does 0.02 s: at best 0.83 / 2 = 0.42 s of CPU per core,
-about 0.6x serial; no copying design reaches 1.0x here with 4 KiB receive pages, since
-half the receive cost alone (0.23 s) is as long as serial's whole run.
+two workers and the coordinator does 0.02 s: at best 0.83 / 2 = 0.42 s per core.
+Measured (python -m benchmarks --only big_results, load 0.8 to 1.9): serial 0.264 s,
+fork 0.403 s (0.66x; ProcessPoolExecutor 2.198 s, 5.5x). No copying design reaches 1.0x
+here with 4 KiB receive pages: half the receive cost alone (0.23 s per core) is as long
+as serial's whole run, before any production, scheduling, fork or exit.
 Huge-page receive buffers would be the only way past it (0.2-0.27 s per GiB at best),
 and on this machine (a Firecracker VM whose free 2 MiB pages are handed back to the host
 by virtio-balloon free page reporting) they are not to be had reliably: MADV_HUGEPAGE
