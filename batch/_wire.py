@@ -46,7 +46,8 @@ coordinator's one core: coordinator 0.55 s, workers 0.28 s, 0.53 s of wall time 
 quiet machine (0.45x serial). Pushed, the same work (0.83 s of CPU in all) runs in the
 two workers and the coordinator does 0.02 s: at best 0.83 / 2 = 0.42 s per core.
 Measured (python -m benchmarks --only big_results, load 0.8 to 1.9): serial 0.264 s,
-fork 0.403 s (0.66x; ProcessPoolExecutor 2.198 s, 5.5x). No copying design reaches 1.0x
+fork 0.403 s (0.66x; ProcessPoolExecutor 2.198 s, 5.5x); a second run (load 1.2 to 1.8)
+serial 0.271 s, fork 0.466 s (0.58x; ProcessPoolExecutor 4.4x). No copying design reaches 1.0x
 here with 4 KiB receive pages: half the receive cost alone (0.23 s per core) is as long
 as serial's whole run, before any production, scheduling, fork or exit.
 Huge-page receive buffers would be the only way past it (0.2-0.27 s per GiB at best),
