@@ -106,6 +106,13 @@ def limit_blas_threads(n: int):
 
 
 def blas_info() -> list[dict]:
+    """The BLAS libraries numpy loads. threadpoolctl sees only what is loaded, and the
+    CLI imports numpy lazily (`batch exec` never needs it), so numpy is imported here
+    first: without it `batch info` said "not found" beside numpy's own OpenBLAS."""
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        pass
     prepare_blas()
     if not _blas:
         return []

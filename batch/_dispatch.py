@@ -28,11 +28,12 @@ from __future__ import annotations
 import collections
 import os
 import select
+import sys
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 
-from . import _coordinator, _platform, backends
+from . import _coordinator, _hidden_fds, _platform, backends
 from ._jobs import Job, run_call, task_ids
 from .backends._base import Task
 
@@ -114,6 +115,7 @@ class Dispatcher:
         """Wake the thread, or start one (under the lock)."""
         if self._thread is None:
             wake = os.pipe()
+            _hidden_fds.add(*wake)  # not for the workers this thread forks
             for fd in wake:
                 os.set_blocking(fd, False)
             self._wake_w = wake[1]
@@ -181,6 +183,7 @@ class Dispatcher:
                         engine.close(**({"grace": 0.0} if self._kill and self._name == "fork"
                                         else {}))
                 finally:
+                    _hidden_fds.discard(wake_r, wake_w)
                     os.close(wake_r)
                     os.close(wake_w)
                     left = []
@@ -211,6 +214,7 @@ class Dispatcher:
             try:
                 engine.start(job.task)
             except Exception as exc:  # EAGAIN, ENOMEM, EMFILE from fork or pipe
+                _say_if_shutdown(exc)
                 failed.append((job, exc))
                 continue
             self._running[job.task.index] = job
@@ -276,3 +280,20 @@ def _drain(fd: int) -> None:
             pass
     except BlockingIOError:
         pass
+
+
+_told_shutdown = False
+
+
+def _say_if_shutdown(exc: Exception) -> None:
+    """CPython 3.12.0 to 3.12.2 refuse os.fork() once the program is ending (gh-113964,
+    fixed in 3.12.3), even before the atexit handler that waits for submitted work: a
+    call submitted just before the end then cannot start, and nobody is left to look at
+    its future. Say so on stderr, once, rather than end as if it had run."""
+    global _told_shutdown
+    if _told_shutdown or not isinstance(exc, RuntimeError) or "shutdown" not in str(exc):
+        return
+    _told_shutdown = True
+    print(f"batch.Executor: calls submitted as the program ended could not start: {exc} "
+          f"(Python {sys.version.split()[0]}; CPython gh-113964, fixed in 3.12.3). Wait for "
+          f"their futures, or use `with batch.Executor() as ex:`.", file=sys.stderr)

@@ -83,6 +83,7 @@ class Pool:
         With several iterables, fn(x, y, ...) over them zipped, as map() does.
         """
         opts = self._options(options)
+        _callables(fn=fn)
         body, items = _mapper(fn, items, more)
         source = _split.plan(items, body, workers=self.workers,
                              chunksize=opts["chunksize"], probe=True)
@@ -110,6 +111,7 @@ class Pool:
         dropping it) stops the workers still running.
         """
         opts = self._options(options)
+        _callables(fn=fn)
         body, items = _mapper(fn, items, more)
         source = _split.plan(items, body, workers=self.workers,
                              chunksize=opts["chunksize"], probe=True)
@@ -127,6 +129,7 @@ class Pool:
         arrive, so the list of all partials is never held.
         """
         opts = self._options(options)
+        _callables(mapper=mapper, reducer=reducer)
         source = _split.plan(data, mapper, workers=self.workers,
                              chunks=_split.positive("chunks", chunks),
                              chunksize=opts["chunksize"])
@@ -144,6 +147,7 @@ class Pool:
         """
         from . import _blocks
         opts = self._options(options)
+        _callables(fn=fn)
         return _blocks.run(self, fn, array, out=out, dtype=dtype,
                            chunks=_split.positive("chunks", chunks), options=opts)
 
@@ -270,6 +274,14 @@ def _imap_ordered(outcomes, source):
                 expected += 1
             if failure is not None and expected == failure.chunk:
                 raise failure
+
+
+def _callables(**named) -> None:
+    """A TypeError now, in the caller, rather than one WorkerError per chunk after the
+    workers were forked (`pmap(3, items)`)."""
+    for name, value in named.items():
+        if not callable(value):
+            raise TypeError(f"{name} must be callable, got {type(value).__name__}")
 
 
 def _mapper(fn, items, more):

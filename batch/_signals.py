@@ -15,6 +15,8 @@ import os
 import signal
 import threading
 
+from . import _hidden_fds
+
 _BLOCKED = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -29,6 +31,7 @@ class SigintGuard:
     def __init__(self):
         self.interrupted = False
         self._read, self._write = os.pipe()
+        _hidden_fds.add(self._read, self._write)
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
         self._previous = None
@@ -62,6 +65,7 @@ class SigintGuard:
         return False
 
     def close(self):
+        _hidden_fds.discard(self._read, self._write)  # before the numbers can be reused
         for fd in (self._read, self._write):
             if fd >= 0:
                 os.close(fd)

@@ -71,7 +71,8 @@ def test_a_failed_run_leaves_no_file_under_any_name(tmp_path, monkeypatch):
 def test_a_killed_block_is_retried_whole(tmp_path, monkeypatch):
     src, a = setup(tmp_path, monkeypatch)
     p = batch("run", src, "--map", f"{tmp_path}/fns.py:killed_once", "--output",
-              tmp_path / "r.npy", "--retries", "1", "--workers", "2", cwd=tmp_path)
+              tmp_path / "r.npy", "--retries", "1", "--workers", "2", "--backend", "fork",
+              cwd=tmp_path)  # a worker process to kill, on the free-threaded build too
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "mark").exists()
     np.testing.assert_array_equal(np.load(tmp_path / "r.npy"), a * 2.0)

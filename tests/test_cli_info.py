@@ -16,7 +16,12 @@ def test_info_reports_cpus_backend_and_blas():
     assert facts["usable_cpus"] == batch.usable_cpus()
     assert facts["os_cpu_count"] == os.cpu_count()
     assert facts["default_backend"] in facts["backends"]
-    assert isinstance(facts["blas"], list)
+    # the BLAS numpy loads, whether or not the CLI had imported numpy by then
+    import numpy  # noqa: F401
+    import threadpoolctl
+    here = {lib["internal_api"] for lib in threadpoolctl.threadpool_info()
+            if lib.get("user_api") == "blas"}
+    assert {lib["internal_api"] for lib in facts["blas"]} == here
     text = run_batch("info").stdout
     for label in ("usable CPUs", "fork available", "default backend", "BLAS"):
         assert label in text

@@ -62,6 +62,27 @@ def test_closed_stdout_without_output_is_one_clear_usage_error(args):
     assert "stdout is closed" in one_error_line(p.stderr)
 
 
+def close_stdin():
+    os.close(0)
+
+
+@pytest.mark.parametrize("args, code, reads", [
+    (["run", "-", "--map", "count"], 2, "lines"),
+    (["run", "--null", "--map", "size"], 2, "file names"),
+    (["exec", "echo"], 255, "items"),
+    (["exec", "echo", "::::", "-"], 255, "items"),
+    (["exec", "--pipe", "wc", "-l"], 255, "--pipe blocks"),
+], ids=["run -", "run --null", "exec", "exec :::: -", "exec --pipe"])
+def test_closed_stdin_is_one_clear_usage_error(args, code, reads):
+    """`<&-`: sys.stdin is None, which was an internal AttributeError; empty input would
+    run nothing and say nothing."""
+    p = run_batch(*args, preexec_fn=close_stdin, stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE)
+    assert p.returncode == code, p.stderr
+    assert f"stdin is closed, so there are no {reads} to read" in one_error_line(p.stderr)
+    assert p.stdout == ""
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
 @pytest.mark.parametrize("map_", ["stats", "sort"])
 def test_stdout_on_a_full_device_names_stdout_and_the_cause(map_):
@@ -367,3 +388,12 @@ def test_output_onto_a_fifo_is_written_into_not_replaced(tmp_path):
     assert p.returncode == 0, p.stderr
     assert json.loads(got[0])["count"] == 250000
     assert os.path.exists(fifo) and not os.path.isfile(fifo)  # still the FIFO
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+def test_exec_output_on_a_full_device_names_the_job_and_stdout():
+    with open("/dev/full", "w") as full:
+        p = run_batch("exec", "-j1", "echo", ":::", "a", "b", stdout=full,
+                      stderr=subprocess.PIPE)
+    assert p.returncode == 255
+    assert one_error_line(p.stderr) == ("batch: error: cannot write job 1's output to "
+                                        "stdout: No space left on device")

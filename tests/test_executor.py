@@ -360,5 +360,9 @@ def test_the_program_ends_when_submitted_work_has(tmp_path):
     script = ("import time, batch\n"
               "ex = batch.Executor(2)\n"
               f"ex.submit(lambda: (time.sleep(0.3), open({str(tmp_path / 'done')!r}, 'w')))\n")
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=20)
-    assert (tmp_path / "done").exists()
+    done = subprocess.run([sys.executable, "-c", script], check=True, timeout=20,
+                          capture_output=True, text=True)
+    if (3, 12, 0) <= sys.version_info[:3] < (3, 12, 3):  # no fork at exit: gh-113964
+        assert "could not start" in done.stderr and "gh-113964" in done.stderr
+    else:
+        assert (tmp_path / "done").exists(), done.stderr

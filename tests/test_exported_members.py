@@ -1,5 +1,7 @@
 """The public surface is what __all__ says, sorted, and nothing leaks into it."""
 
+import pytest
+
 import batch
 
 
@@ -38,3 +40,37 @@ def test_lazy_members_resolve_and_are_listed():
 def test_errors_share_one_root():
     for name in ("WorkerError", "WorkerCrashed", "TaskTimeout", "ResultError"):
         assert issubclass(getattr(batch, name), batch.BatchError)
+
+
+FIRST_CALLS = {
+    "pmap": "batch.pmap(abs, [-1, -2], workers=2) == [1, 2]",
+    "imap": "list(batch.imap(abs, [-1, -2], workers=2)) == [1, 2]",
+    "map_reduce": "batch.map_reduce(sum, operator.add, [1, 2, 3], workers=2) == 6",
+    "map_blocks": "(batch.map_blocks(np.negative, np.arange(4.0), workers=2) "
+                  "== -np.arange(4.0)).all()",
+    "pexec": "batch.pexec(['echo', '{}'], ['a'])[0].stdout == b'a\\n'",
+    "iexec": "next(batch.iexec(['echo', '{}'], ['a'])).stdout == b'a\\n'",
+    "Pool": "batch.Pool(2).__enter__().map(abs, [-1]) == [1]",
+    "Executor": "batch.Executor(2).submit(abs, -1).result() == 1",
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", sorted(FIRST_CALLS))
+def test_each_entry_point_works_as_the_first_call_of_a_program(name):
+    """Pool and Executor load lazily: a function that named one before it was loaded
+    failed with NameError when it was the program's first call (map_blocks did)."""
+    import subprocess
+    import sys
+    code = ("import operator, sys; import numpy as np; import batch; "
+            f"sys.exit(0 if {FIRST_CALLS[name]} else 3)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=100)
+    assert out.returncode == 0, out.stderr
+
+
+def test_every_entry_point_has_a_first_call_test():
+    callables = {n for n in batch.__all__ if callable(getattr(batch, n))
+                 and not isinstance(getattr(batch, n), type)
+                 or n in ("Pool", "Executor")}
+    assert callables - {"usable_cpus"} == set(FIRST_CALLS)

@@ -137,7 +137,8 @@ def test_a_retried_block_is_written_again_whole(tmp_path):
             os.kill(os.getpid(), signal.SIGKILL)
         return np.multiply(b, 10, out=out)
 
-    got = batch.map_blocks(dies_once_half_written, a, chunks=4, workers=2, retries=1)
+    got = batch.map_blocks(dies_once_half_written, a, chunks=4, workers=2, retries=1,
+                           backend="fork")  # a worker process to kill
     assert marker.exists()
     np.testing.assert_array_equal(got, a * 10)
 
@@ -173,9 +174,10 @@ def test_a_failed_push_run_frees_its_output(transport, monkeypatch):
 
     monkeypatch.setattr(_platform, "private_output", recording)
     with pytest.raises(batch.WorkerError) as info:
-        batch.map_blocks(lambda b: 1 / 0 if b[0] > 1e6 else b, np.arange(4e6), workers=2)
+        batch.map_blocks(lambda b: 1 / 0 if b[0] > 1e6 else b, np.arange(4e6), workers=2,
+                         backend="fork")
     assert made[0].closed and info.value.chunk is not None  # unmapped, exception still held
-    got = batch.map_blocks(wave, np.arange(4e6), workers=2)
+    got = batch.map_blocks(wave, np.arange(4e6), workers=2, backend="fork")
     assert not made[1].closed
     np.testing.assert_array_equal(got, wave(np.arange(4e6)))
 
@@ -185,11 +187,11 @@ def test_the_result_is_the_only_mapping_left_and_goes_with_it(transport):
     if transport != "memfd":
         pytest.skip("the output is a memfd only on the memfd path")
     before = _memfd_mappings()
-    got = batch.map_blocks(wave, np.arange(100_000.0), workers=2)
+    got = batch.map_blocks(wave, np.arange(100_000.0), workers=2, backend="fork")
     assert _memfd_mappings() == before + 1  # the private view the result lives in
     with pytest.raises(batch.WorkerError):
         batch.map_blocks(lambda b: 1 / 0 if b[0] > 50_000 else b, np.arange(100_000.0),
-                         workers=2)
+                         workers=2, backend="fork")
     assert _memfd_mappings() == before + 1
     np.testing.assert_array_equal(got, wave(np.arange(100_000.0)))
     del got
@@ -197,13 +199,13 @@ def test_the_result_is_the_only_mapping_left_and_goes_with_it(transport):
 
 
 def test_later_workers_see_the_result_copy_on_write():
-    got = batch.map_blocks(wave, np.arange(10_000.0), workers=2)
+    got = batch.map_blocks(wave, np.arange(10_000.0), workers=2, backend="fork")
 
     def scribble(i):
         got[:] = -1.0  # in the worker's copy only
         return float(got[i])
 
-    assert batch.pmap(scribble, [0, 1], workers=2, chunksize=1) == [-1.0, -1.0]
+    assert batch.pmap(scribble, [0, 1], workers=2, chunksize=1, backend="fork") == [-1.0, -1.0]
     np.testing.assert_array_equal(got, wave(np.arange(10_000.0)))
     got[:5] = 0.0  # and the caller may write its own copy
     assert got[:5].sum() == 0.0 and got[5] == wave(np.float64(5.0))
@@ -215,17 +217,3 @@ def test_inside_a_worker_it_runs_serially():
 
     assert batch.pmap(nested, [0, 1], workers=2) == [float(wave(np.arange(100.0) + i).sum())
                                                      for i in (0, 1)]
-
-
-@pytest.mark.timeout(60)
-def test_works_as_the_first_call_of_a_fresh_interpreter():
-    """batch.Pool loads lazily (PEP 562): map_blocks must not rely on someone having
-    touched batch.Pool first, which every other test in this process has."""
-    import subprocess
-    import sys
-    code = ("import numpy as np, batch; a = np.arange(10.0); "
-            "print(batch.map_blocks(np.negative, a, workers=2).sum())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=50)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "-45.0"

@@ -120,8 +120,8 @@ def _clean_env() -> dict:
 
 def summary(log: str) -> str:
     """pytest's closing counts from the log, or what went wrong if it printed none."""
-    with open(log, errors="replace") as f:
-        lines = f.read().splitlines()
+    with open(log, errors="replace") as f:  # the log keeps every run: read the last
+        lines = f.read().rsplit("\n$ pytest", 1)[-1].splitlines()
     for line in reversed(lines):
         found = _SUMMARY.match(line.strip())
         if found:

@@ -47,7 +47,7 @@ import threading
 import time
 import warnings
 
-from .. import _cpus, _errors, _frames, _platform, _remote, _signals, _wire
+from .. import _cpus, _errors, _frames, _hidden_fds, _platform, _remote, _signals, _wire
 from . import _worker
 from ._base import Outcome, Task
 
@@ -161,10 +161,8 @@ class ForkBackend:
                     start, stop = task.span
                     try:
                         os.write(worker.task_fd, _worker.TASK.pack(task.index, start, stop))
-                    except BrokenPipeError:
-                        # It died idle (killed from outside) before its end of file
-                        # reached the selector: reap it, the chunk never started there.
-                        self._end(worker)
+                    except BrokenPipeError:  # it died idle, after its last result was
+                        self._let_go(worker)  # read; wait() reaps it. Another one runs this.
                         continue
                     worker.assign(task)
                     self._busy[task.index] = worker
@@ -244,6 +242,7 @@ class ForkBackend:
         for worker in self._workers.values():
             yield from (fd for fd in (worker.fd, worker.task_fd) if fd >= 0)
         yield self._sel.fileno()
+        yield from _hidden_fds.current()
 
     # --- waiting ----------------------------------------------------------------------
 

@@ -55,6 +55,14 @@ class UsageError(Exception):
     """A bad command line or bad input, found before any result could be lost."""
 
 
+def stdin_open(reads: str, instead: str) -> None:
+    """A UsageError when the caller closed stdin (`<&-`; Python then sets sys.stdin to
+    None) and the command was about to read `reads` from it: an error naming what to give
+    `instead`, not an AttributeError, and not an empty input that runs nothing."""
+    if sys.stdin is None:
+        raise UsageError(f"stdin is closed, so there are no {reads} to read: {instead}")
+
+
 class ChunksFailed(Exception):
     """--keep-going finished every chunk, and some of them failed."""
 

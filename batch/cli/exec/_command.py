@@ -20,7 +20,7 @@ from ..._exec._replace import Template
 from ..._exec._runner import Runner
 from ..._exec._spawn import NotRunnable, find_program
 from .. import _controls, _exits, _joblog
-from .._exits import UsageError
+from .._exits import UsageError, stdin_open
 from . import _args, _items
 from ._halt import Halt, status_of
 from ._printer import Printer, _command_line
@@ -164,6 +164,7 @@ def _pipe_blocks(args, workers: int, *, splice: bool = True):
         recend = b"\0" if args.null else b"\n"
     if not recend:
         raise UsageError("--recend must not be empty")
+    stdin_open("--pipe blocks", "give the input on stdin")
     fd = _regular_file(sys.stdin) if splice else None
     if fd is not None:  # GNU's --pipepart, automatically: cut in place, spliced to the jobs
         cut = file_ranges(fd, args.block, recend)

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 
-from .._exits import UsageError
+from .._exits import UsageError, stdin_open
 
 
 def _records(stream, sep: bytes):
@@ -32,6 +32,7 @@ def _records(stream, sep: bytes):
 
 def _file(path: str, sep: bytes):
     if path == "-":
+        stdin_open("items", "give them with ::: ITEM..., :::: FILE or -a FILE")
         yield from _records(sys.stdin.buffer, sep)
         return
     with open(path, "rb") as f:

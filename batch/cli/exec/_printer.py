@@ -12,6 +12,7 @@ import os
 import sys
 
 from ..._exec._output import write_all
+from .._exits import OutputFailed
 
 
 def _tagged(pieces, tag: bytes):
@@ -49,8 +50,15 @@ class Printer:
     def _write(self, which: int, pieces, done) -> None:
         if self.tag:
             pieces = _tagged(pieces, self._tag(done))
-        for piece in pieces:
-            write_all(self._fds[which], piece)
+        try:
+            for piece in pieces:
+                write_all(self._fds[which], piece)
+        except BrokenPipeError:
+            raise  # `| head`: the reader left, and main() says nothing
+        except OSError as exc:  # a full disk, /dev/full: name the stream and the job
+            name = "stdout" if which == 1 else "stderr"
+            raise OutputFailed(f"cannot write job {done.job.seq}'s output to {name}: "
+                               f"{exc.strerror or exc}", stdout=which == 1) from None
 
     def job(self, done) -> None:
         """A finished job: its whole output (or what --line-buffer still holds)."""

@@ -24,7 +24,7 @@ import sys
 
 from ... import _data, _split
 from ...backends._base import Task
-from .._exits import UsageError
+from .._exits import UsageError, stdin_open
 from . import _npy
 from ._chunking import Unchanged, over_rows, parts, stat
 from ._line_inputs import StreamInput, TextInput
@@ -179,10 +179,12 @@ def open_input(args, sample_kind: str):
         if args.null:
             if path not in (None, "-"):
                 raise UsageError("--null reads file names from stdin: give no INPUT")
+            stdin_open("file names", "give them on stdin, or a folder or glob as INPUT")
             return FilesInput.null_separated(sys.stdin.buffer, args.keep_going)
         if path is None:
             return _sample(sample_kind, args)
         if path == "-":
+            stdin_open("lines", "give them on stdin, or a file as INPUT")
             return StreamInput(path)
         if os.path.isdir(path):
             return FilesInput.folder(path, args.keep_going)
