@@ -3,18 +3,33 @@
 _wire builds a message (a 24-byte prefix, the msgpack body, big arrays' own memory) and
 decodes a body; this module takes one from a non-blocking pipe: `Reader` reassembles it
 as it arrives, stage by stage (prefix, body, then each big array `readv`'d straight into
-its final buffer), and pulls the arrays the body only points at from the writer's memory
-(process_vm_readv: see _wire's docstring for why). A message cut short is not an error
-here: only the writer's exit status can say why it was cut.
+its final buffer), and then gets the arrays the body only points at from the writer's
+memory (see _wire's docstring for why and what each way costs), one of two ways:
+
+- push, for a persistent worker where the kernel lets a child write its parent
+  (_platform.can_push): the buffers are left unpopulated, `to_push` lists them for the
+  fork backend, which sends their addresses over the worker's task pipe; the worker
+  writes them with process_vm_writev, taking the page faults and the copy on its own
+  CPU, and answers with an 8-byte ACK (stage 4) on the result pipe;
+- pull (everywhere else, and when an ACK says the write failed): this process copies
+  them with process_vm_readv.
+
+A message cut short is not an error here: only the writer's exit status can say why it
+was cut (`pushing` says it was cut while the worker wrote its arrays).
 """
 
 from __future__ import annotations
 
 import os
+import struct
 
 from . import _platform
 from ._wire import (ERROR, MAGIC, PREFIX, RESULT, DecodeError, PullError, _byte_view,
                     decode_body)
+
+
+# The worker's answer to a push request: 0, or the errno of the write that failed.
+ACK = struct.Struct("<q")
 
 
 def pull(pid: int | None, remote) -> None:
@@ -43,11 +58,16 @@ class Reader:
     big arrays of its message are pulled from there once its pipe bytes are in.
     """
 
-    def __init__(self, pid: int | None = None):
+    def __init__(self, pid: int | None = None, may_push: bool = False):
         self.pid = pid
+        self._may_push = may_push  # the writer waits for a push request after its message
+        # [(address in the writer, array here)]: the writer is to be asked to fill these
+        # (by the caller, who owns the writer's task pipe; a callback here would tie the
+        # writer's object into a reference cycle and keep its input alive until a GC).
+        self.to_push: list = []
         self._prefix = bytearray(PREFIX.size)
         self._targets: list[memoryview] = [memoryview(self._prefix)]
-        self._stage = 0  # 0 prefix, 1 body, 2 out-of-band buffers, 3 complete
+        self._stage = 0  # 0 prefix, 1 body, 2 out-of-band buffers, 4 ACK, 3 complete
         self.received = 0
         self.kind = None
         self.payload = None
@@ -57,6 +77,11 @@ class Reader:
     @property
     def complete(self) -> bool:
         return self._stage == 3
+
+    @property
+    def pushing(self) -> bool:
+        """The writer was asked to write its arrays here and has not answered."""
+        return self._stage == 4
 
     def feed(self, fd: int) -> bool:
         while self._stage != 3:
@@ -91,13 +116,24 @@ class Reader:
             self._targets = [memoryview(self._body)]
             self._stage = 1
         elif self._stage == 1:
-            self.payload, buffers, self.private, self._remote = decode_body(self._body)
+            push = self._may_push and _platform.can_push()
+            self.payload, buffers, self.private, self._remote = decode_body(
+                self._body, populate_remote=not push)
             del self._body
             if sum(b.nbytes for b in buffers) != self._oob:
                 raise DecodeError("message body and out-of-band length disagree")
             self._targets = buffers
             self._stage = 2
+        elif self._stage == 2 and self._remote and self._may_push and _platform.can_push():
+            self._ack = bytearray(ACK.size)
+            self._targets = [memoryview(self._ack)]
+            self.to_push = self._remote
+            self._stage = 4
         else:
+            if self._stage == 4 and ACK.unpack(self._ack)[0] == 0:
+                self._remote = []  # the writer wrote them here
+            elif self._stage == 4:
+                _platform.push_denied()  # pull this one; every later one too
             remote, self._remote = self._remote, []
             pull(self.pid, remote)
             self._stage = 3

@@ -214,6 +214,12 @@ def can_push() -> bool:
     return _push_ok
 
 
+def push_denied() -> None:
+    """A worker's write into this process failed: nobody pushes from now on."""
+    global _push_ok
+    _push_ok = False
+
+
 def _probe_push() -> bool:
     fn = _vm_fn("process_vm_writev") if _load_libc() else None
     if fn is None:
@@ -312,6 +318,7 @@ def prepare_fork() -> None:
     """
     _load_libc()
     can_pull()  # decided before the first fork: every worker inherits the answer
+    can_push()
     _cpus.prepare_blas()
 
 
@@ -331,6 +338,38 @@ def die_with_parent(parent_pid: int) -> None:
         return
     if os.getppid() != parent_pid:
         os._exit(1)
+
+
+# glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+# In a worker, allocations up to this size come from the heap and are reused, and the
+# heap keeps this much free memory before giving it back. glibc's own rule (the mmap
+# threshold rises to the largest chunk freed so far, up to 32 MiB, and the heap is
+# trimmed past twice that) trims the heap after nearly every block of a numpy function
+# on 4 MiB blocks: np.sin(b) + np.cos(b) frees 12 MiB at the heap's top per block, past
+# the 8 MiB threshold, and the next block faults it in again. Measured here, 64 blocks
+# of 4 MiB in one process: glibc's rule 63,700 minor faults and 0.12 s of system time
+# (the same in the coordinator's own main thread); with these settings 1,100 faults
+# and 0.01 s, as in a thread, whose arena is not trimmed that way. The worker's peak is
+# unchanged: the heap keeps only memory it already held. Setting only one of the two
+# does nothing (mallopt of either turns off the dynamic rule: the mmap threshold then
+# stays at 128 KiB, or the trim threshold at 8 MiB).
+WORKER_HEAP_REUSE = 32 << 20
+WORKER_HEAP_KEEP = 64 << 20
+
+
+def keep_freed_heap() -> None:
+    """In a worker: let freed mid-size blocks be reused rather than given back to the
+    kernel and faulted in again (glibc only; elsewhere a no-op)."""
+    libc = _load_libc()
+    if libc is None or not hasattr(libc, "gnu_get_libc_version"):
+        return  # musl's mallopt is a stub, macOS has none
+    try:
+        libc.mallopt(_M_MMAP_THRESHOLD, WORKER_HEAP_REUSE)
+        libc.mallopt(_M_TRIM_THRESHOLD, WORKER_HEAP_KEEP)
+    except AttributeError:
+        pass
 
 
 def new_process_group() -> None:

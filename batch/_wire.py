@@ -11,20 +11,56 @@ moved about 0.3 GB/s here; the pipe itself moves about 2.7 GB/s. The u64 lengths
 no result is refused for passing msgpack's 4 GiB limit on one binary.
 
 Arrays of PULL_THRESHOLD (1 MiB) or more, from a forked worker, do not cross the pipe at
-all: the body carries their address in the worker, the coordinator copies them with
-process_vm_readv straight into their final buffer (one copy, no pipe capacity, no kernel
-buffer), and the worker keeps them alive until the coordinator has them (a persistent
-worker until its next task arrives, a one-shot one until the coordinator closes the pipe).
-Measured on 2 cores (benchmarks/result_transports.py, 64 results of 16 MiB, 2 workers,
-median of 5, load average 2.5 to 3.8 from other work): pipe 1.21 s, process_vm_readv
-0.81 s, memfd that the worker fills by copying its array and the coordinator maps 0.96 s
-(the copy into shared memory faults 4 KiB shmem pages, slower than the worker's private
-huge pages, and the caller faults them again on first read). A memfd also needs an fd in
-flight between two processes (SCM_RIGHTS or /proc/<pid>/fd), each a thing to leak when a
-worker dies; process_vm_readv leaves nothing behind by construction: the pid is an
-unreaped child, so it cannot be reused before the read, and a dead worker's memory is
-simply gone (ESRCH), which the fork backend reports as WorkerCrashed. Results computed
-straight into shared memory (batch.map_blocks) skip even this copy: 0.62 s on the same run.
+all: the body carries their address in the worker, the coordinator allocates their final
+buffers, and the bytes go straight from the worker's memory into them, one copy, no
+kernel buffer, no pipe capacity. A persistent worker, where the kernel lets a child
+write its parent, pushes them there itself with process_vm_writev (the addresses reach
+it over its task pipe: _frames.py); otherwise (one-shot workers, Yama ptrace_scope 1)
+the coordinator pulls them with process_vm_readv. Either way the worker keeps the
+arrays alive until they have arrived (a persistent worker until its next task arrives, a
+one-shot one until the coordinator closes the pipe). Measured on 2 cores
+(benchmarks/result_transports.py, 64 results of 16 MiB, 2 workers, median of 5, load
+average 2.5 to 3.8 from other work): pipe 1.21 s, process_vm_readv 0.81 s, memfd that the
+worker fills by copying its array and the coordinator maps 0.96 s (the copy into shared
+memory faults 4 KiB shmem pages, slower than the worker's private huge pages, and the
+caller faults them again on first read). A memfd also needs an fd in flight between two
+processes (SCM_RIGHTS or /proc/<pid>/fd), each a thing to leak when a worker dies;
+process_vm_readv/writev leave nothing behind by construction: the pid is an unreaped
+child (or the worker's own parent, which outlives it), so it cannot be reused before the
+copy, a dead worker's memory is simply gone (ESRCH), which the fork backend reports as
+WorkerCrashed, and a push cut short leaves only the coordinator's own buffer, freed with
+the message. Results computed straight into their place (batch.map_blocks) skip even
+this copy.
+
+Why push, and the floor of any design that copies (big_results: 64 x 16 MiB that cost
+nothing to compute; CPU seconds per GiB, medians of 7, /tmp scripts run side by side,
+load 3.5 to 5.5, so CPU time rather than wall time):
+- serial: np.full 64 times, 0.26 s; its 16 MiB get transparent huge pages (numpy
+  madvises them), which fault about 2x faster than 4 KiB pages;
+- receiving is a fault and a copy into fresh memory: process_vm_readv into 4 KiB pages
+  0.45 s (MAP_POPULATE first or not), a plain memcpy into them 0.41 s;
+- the worker's production, a fill of memory it reuses (_platform.keep_freed_heap),
+  about 0.1 s, in parallel with the receiving.
+So receiving alone costs 1.6-1.7x serial's whole run. Pulled, it all falls on the
+coordinator's one core: coordinator 0.55 s, workers 0.28 s, 0.53 s of wall time on a
+quiet machine (0.45x serial). Pushed, the same work (0.83 s of CPU in all) runs in the
+two workers and the coordinator does 0.02 s: at best 0.83 / 2 = 0.42 s per core.
+Measured (python -m benchmarks --only big_results, load 0.8 to 1.9): serial 0.264 s,
+fork 0.403 s (0.66x; ProcessPoolExecutor 2.198 s, 5.5x); a second run (load 1.2 to 1.8)
+serial 0.271 s, fork 0.466 s (0.58x; ProcessPoolExecutor 4.4x). No copying design reaches 1.0x
+here with 4 KiB receive pages: half the receive cost alone (0.23 s per core) is as long
+as serial's whole run, before any production, scheduling, fork or exit.
+Huge-page receive buffers would be the only way past it (0.2-0.27 s per GiB at best),
+and on this machine (a Firecracker VM whose free 2 MiB pages are handed back to the host
+by virtio-balloon free page reporting) they are not to be had reliably: MADV_HUGEPAGE
+buffers filled by process_vm_readv 0.27-1.9 s per GiB, median 1.81; filled by the
+workers' process_vm_writev, 2.6 s of the workers' system time per GiB against 0.71 s
+with 4 KiB pages; np.empty's buffers 0.35 s but up to 1.64 s; serial's own np.full swings
+the same way (0.23-1.6 s), which is why its figure is the fast case. Faulting the
+buffers in ahead (MAP_POPULATE, MADV_POPULATE_WRITE) only moves the same cost to the
+coordinator. Receive buffers stay 4 KiB pages, MAP_POPULATE'd only when pulled (a pushed
+one is faulted by the worker writing it), and hidden from forks while filled
+(_platform.receive_buffer says why).
 
 This is the only module that imports msgpack. Types that round-trip: dict, list, tuple,
 str, bytes, int (any size), float, bool, None, complex, numpy arrays and scalars; anything
@@ -189,14 +225,15 @@ def write_all(fd: int, buffers) -> None:
 
 
 class _Decoder:
-    def __init__(self):
+    def __init__(self, populate_remote: bool = True):
+        self.populate_remote = populate_remote  # False: the writer faults them in
         self.arrays: list[np.ndarray] = []
         self.mappings: list = []  # receive buffers hidden from later forks
         self.remote: list[tuple[int, np.ndarray]] = []  # (address in the worker, array)
 
-    def _receive(self, dtype, shape) -> np.ndarray:
+    def _receive(self, dtype, shape, populate: bool = True) -> np.ndarray:
         dtype = np.dtype(dtype)
-        buf = receive_buffer(dtype.itemsize * math.prod(shape))
+        buf = receive_buffer(dtype.itemsize * math.prod(shape), populate)
         if buf is None:
             return np.empty(shape, dtype=dtype)
         self.mappings.append(buf)
@@ -210,7 +247,7 @@ class _Decoder:
             return a.T if fortran else a
         if code == _ARRAY_REMOTE:
             dtype, shape, address, *fortran = self._unpack(data)
-            a = self._receive(dtype, shape)
+            a = self._receive(dtype, shape, self.populate_remote)
             self.remote.append((address, a))
             return a.T if fortran else a
         if code == _ARRAY:
@@ -234,11 +271,13 @@ class _Decoder:
         return msgpack.unpackb(data, ext_hook=self.ext_hook, raw=False, strict_map_key=False)
 
 
-def decode_body(body) -> tuple[object, list[memoryview], list, list]:
+def decode_body(body, populate_remote: bool = True) -> tuple[object, list[memoryview],
+                                                             list, list]:
     """The payload; the buffers (still empty) that the out-of-band bytes fill; the
     receive buffers among them that later forks do not inherit (see receive_buffer);
-    and the (address, array) pairs to pull from the worker's memory."""
-    dec = _Decoder()
+    and the (address, array) pairs to get from the worker's memory, whose buffers are
+    faulted in here unless `populate_remote` is False (the worker will write them)."""
+    dec = _Decoder(populate_remote)
     try:
         payload = dec._unpack(body)
     except DecodeError:

@@ -4,8 +4,9 @@ measured in the same run?
 
 The raw figure is one forked writer and a reader reusing one buffer, through a pipe
 enlarged to 1 MiB as batch enlarges its own. batch fork no longer sends arrays this big
-through its pipe (the coordinator reads them from the worker with process_vm_readv), so
-"% of pipe" can pass 100%. Targets: batch fork no slower than serial, 10x faster than
+through its pipe (each persistent worker writes them into the coordinator with
+process_vm_writev, or the coordinator reads them with process_vm_readv: batch/_wire.py
+says which, why, and what floor a copy has here), so "% of pipe" can pass 100%. Targets: batch fork no slower than serial, 10x faster than
 ProcessPoolExecutor (issue 11), 3.5x mpire (issue 5).
 
     python -m benchmarks.big_results [--quick] [--json FILE]

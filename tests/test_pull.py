@@ -1,7 +1,9 @@
-"""Big result arrays pulled from a worker's memory (process_vm_readv), not piped.
+"""Big result arrays got from a worker's memory, not piped: pulled by the coordinator
+(process_vm_readv), or pushed by a persistent worker (process_vm_writev) where allowed.
 
-Every test here checks, through a wrapper around the coordinator's read, that the arrays
-really took the pull path, so a silent fall back to the pipe cannot pass for it.
+Every test here checks, through a wrapper around the coordinator's read or its push
+request, that the arrays really took that path, so a silent fall back to the pipe (or
+to the other path) cannot pass for it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pytest
 
 import batch
 from batch import _platform, _wire
+from batch.backends import fork
 from roundtrip_catalogue import BIG as CATALOGUE_BIG
 from roundtrip_catalogue import check_round_trip
 
@@ -45,17 +48,35 @@ PULLED = {
 }
 
 
+@pytest.fixture(params=["pull", "push"])
+def transport(request, monkeypatch):
+    """How persistent workers' big arrays come back: "push" only where allowed."""
+    if request.param == "push" and not _platform.can_push():
+        pytest.skip("process_vm_writev into the parent is not allowed here")
+    monkeypatch.setattr(_platform, "_push_ok", request.param == "push")
+    return request.param
+
+
 @pytest.fixture
-def pulls(monkeypatch):
-    """The number of arrays the coordinator pulled, as a list of their sizes."""
+def pulls(monkeypatch, transport):
+    """The sizes of the arrays that came from workers' memory, pulled or pushed (on the
+    transport's path only: a pushed array is not counted as pulled)."""
     seen = []
     real = _platform.read_process_memory
+    real_push = fork._Worker.push
 
     def counting(pid, address, view):
         seen.append(view.nbytes)
         real(pid, address, view)
 
-    monkeypatch.setattr(_platform, "read_process_memory", counting)
+    def counting_push(self, remote):
+        seen.extend(a.nbytes for _, a in remote)
+        real_push(self, remote)
+
+    if transport == "pull":
+        monkeypatch.setattr(_platform, "read_process_memory", counting)
+    else:
+        monkeypatch.setattr(fork._Worker, "push", counting_push)
     return seen
 
 
@@ -122,17 +143,41 @@ def test_sigkill_while_filling_the_result_is_a_crash():
         batch.pmap(half_filled, [0], backend="fork")
 
 
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize("persistent", [True, False])
-def test_sigkill_after_sending_before_the_read_is_a_crash(monkeypatch, persistent):
-    real = _platform.read_process_memory
+def _kill_first(monkeypatch, stage: str) -> None:
+    """SIGKILL the worker at `stage` of getting its result's arrays, from the coordinator."""
+    real_pull, real_push = _platform.read_process_memory, fork._Worker.push
+    real_write = _platform.write_process_memory
 
-    def kill_first(pid, address, view):
+    def kill_before_pull(pid, address, view):
         os.kill(pid, signal.SIGKILL)
         _dead(pid)
-        real(pid, address, view)
+        real_pull(pid, address, view)
 
-    monkeypatch.setattr(_platform, "read_process_memory", kill_first)
+    def kill_before_push(self, remote):
+        os.kill(self.pid, signal.SIGKILL)
+        _dead(self.pid)
+        real_push(self, remote)
+
+    def half_written(pid, address, local, nbytes):  # in the worker, which inherits it
+        real_write(pid, address, local, nbytes // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(_platform, "_push_ok", stage != "before pull")
+    monkeypatch.setattr(_platform, "read_process_memory", kill_before_pull)
+    monkeypatch.setattr(fork._Worker, "push", kill_before_push)
+    if stage == "during push":
+        monkeypatch.setattr(fork._Worker, "push", real_push)
+        monkeypatch.setattr(_platform, "write_process_memory", half_written)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("persistent, stage", [(True, "before pull"), (False, "before pull"),
+                                               (True, "before push"), (True, "during push")])
+def test_sigkill_after_sending_before_the_read_is_a_crash(monkeypatch, persistent, stage):
+    """One-shot workers are always pulled from: only a persistent one is asked to push."""
+    if "push" in stage and not _platform.can_push():
+        pytest.skip("process_vm_writev into the parent is not allowed here")
+    _kill_first(monkeypatch, stage)
     items = range(2) if persistent else iter(range(2))  # a generator gets one-shot workers
     with pytest.raises(batch.WorkerCrashed, match=r"SIGKILL.*before its result was read"):
         batch.pmap(lambda i: np.full(_n(np.float64), float(i)), items, workers=1, backend="fork")
@@ -143,14 +188,23 @@ def test_sigkill_after_sending_before_the_read_is_a_crash(monkeypatch, persisten
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("persistent", [True, False])
-def test_sigkill_after_the_read_loses_nothing(monkeypatch, persistent):
+def test_sigkill_after_the_read_loses_nothing(monkeypatch, persistent, transport):
     real = _platform.read_process_memory
+    real_delivered = fork.ForkBackend._delivered
 
     def kill_after(pid, address, view):
         real(pid, address, view)
         os.kill(pid, signal.SIGKILL)
 
+    def kill_after_push(self, worker):  # the arrays are here: the worker's ACK came
+        out = real_delivered(self, worker)
+        if transport == "push":
+            assert not worker.reader.pushing
+            os.kill(worker.pid, signal.SIGKILL)
+        return out
+
     monkeypatch.setattr(_platform, "read_process_memory", kill_after)
+    monkeypatch.setattr(fork.ForkBackend, "_delivered", kill_after_push)
     items = range(3) if persistent else iter(range(3))
     out = batch.pmap(lambda i: np.full(_n(np.float64), float(i)), items, workers=1, backend="fork",
                      chunksize=1, retries=2)
@@ -207,8 +261,31 @@ def test_thousands_of_results_leave_no_fd_mapping_or_shared_memory(pulls):
 
 
 @pytest.mark.timeout(60)
+def test_a_denied_push_falls_back_to_a_pull(monkeypatch):
+    if not _platform.can_push():
+        pytest.skip("process_vm_writev into the parent is not allowed here")
+    pulled = []
+    real = _platform.read_process_memory
+
+    def denied(pid, address, local, nbytes):  # in the worker, which inherits it
+        raise PermissionError(1, "Operation not permitted")
+
+    def counting(pid, address, view):
+        pulled.append(view.nbytes)
+        real(pid, address, view)
+
+    monkeypatch.setattr(_platform, "_push_ok", True)
+    monkeypatch.setattr(_platform, "write_process_memory", denied)
+    monkeypatch.setattr(_platform, "read_process_memory", counting)
+    out = batch.pmap(lambda i: np.full(_n(np.float64), float(i)), range(4), workers=2)
+    assert [float(a[-1]) for a in out] == [0.0, 1.0, 2.0, 3.0]
+    assert len(pulled) == 4 and not _platform.can_push()
+
+
+@pytest.mark.timeout(60)
 def test_a_denied_pull_falls_back_to_the_pipe(monkeypatch):
     calls = []
+    monkeypatch.setattr(_platform, "_push_ok", False)
 
     def denied(pid, address, view):
         calls.append(pid)

@@ -8,8 +8,9 @@ over pipes.
     result pipe in the selector                     ignore SIGINT, run the first task
           ▲                                         encode (msgpack, raw arrays), write
           └────────── message on the result pipe ◄──┘
-    read as data arrives; arrays >= 1 MiB           keeps those arrays until they are read
-    process_vm_readv'd from the worker ─► Outcome   persistent: wait on the task pipe
+    read as data arrives; arrays >= 1 MiB:          keeps those arrays until they are read
+    persistent: their addresses ─► task pipe ─────► process_vm_writev's them here, ACK
+    one-shot: process_vm_readv'd ─► Outcome         persistent: wait on the task pipe
     persistent: next span ─► task pipe ───────────► for (index, start, stop), run it
     one-shot, or end of run: EOF / wait4 ◄───────── os._exit()
 
@@ -104,9 +105,21 @@ class _Worker:
 
     def assign(self, task: Task | None) -> None:
         self.task = task
-        self.reader = _frames.Reader(self.pid)
+        # A persistent worker waits on its task pipe after each message: it can be asked
+        # there to push its big arrays into this process (_frames.py says why).
+        self.reader = _frames.Reader(self.pid, may_push=self.task_fd >= 0)
         self.started = time.time()
         self.t0 = time.perf_counter()
+
+    def push(self, remote) -> None:
+        """Ask the worker to write its result's arrays here: remote is [(the array's
+        address in the worker, the array here)]."""
+        try:
+            os.write(self.task_fd, _worker.TASK.pack(_worker.PUSH, len(remote), 0) + b"".join(
+                _worker.COPY.pack(address, a.ctypes.data, a.nbytes) for address, a in remote))
+        except BrokenPipeError:
+            raise _wire.PullError("the worker died before its result was read",
+                                  lost=True) from None
 
     def can_run(self, task: Task) -> bool:
         return (self.task is None and self.task_fd >= 0 and task.body is self.first.body
@@ -143,7 +156,7 @@ class ForkBackend:
     def start(self, task: Task) -> None:
         persistent = task.shared and task.attempt == 1
         if persistent:
-            for worker in self._workers.values():
+            for worker in list(self._workers.values()):
                 if worker.can_run(task):
                     start, stop = task.span
                     try:
@@ -244,6 +257,9 @@ class ForkBackend:
                 continue  # woken by a signal: the coordinator looks at its flag
             try:
                 eof = worker.reader.feed(worker.fd)
+                if worker.reader.to_push:
+                    remote, worker.reader.to_push = worker.reader.to_push, []
+                    worker.push(remote)
             except _wire.PullError as exc:
                 out = self._unpulled(worker, exc)
                 if out is not None:
@@ -339,7 +355,7 @@ class ForkBackend:
         where = {"chunk": task.index, "items": task.items}
         if problem is not None:
             out.error = _errors.result_error(f"garbled result from the worker: {problem}", **where)
-        elif lost is not None:
+        elif lost is not None or reader.pushing:
             out.error = _errors.crashed(status, pid=worker.pid, maxrss=maxrss,
                                         detail="before its result was read", **where)
         elif reader.complete:
