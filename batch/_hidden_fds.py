@@ -9,15 +9,29 @@ worker against the open-files limit. Owners add their fds once open; a forked wo
 closes every registered fd first thing (backends/fork.py, _worker.main).
 
 Owners must `discard` before they close: a number still registered after its close
-could be reused by the next worker's own pipe and be closed in that worker.
+could be reused by the next worker's own pipe and be closed in that worker. The fork
+backend registers its workers' pipe ends and its selector here too, so a worker of one
+run or Executor never holds another one's task pipe open (which would keep that worker
+from ever seeing end of file). The list is taken in the parent, before the fork: a child
+must not take a lock another thread may have held at the fork.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 
 _lock = threading.Lock()
 _fds: set[int] = set()
+
+
+def _fresh_lock_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_lock_in_child)
 
 
 def add(*fds: int) -> None:
@@ -31,6 +45,6 @@ def discard(*fds: int) -> None:
 
 
 def current() -> list[int]:
-    """The registered fds; in a fresh child, those it inherited from the coordinator."""
+    """The registered fds: what a worker about to be forked must close."""
     with _lock:
         return list(_fds)

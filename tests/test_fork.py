@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import os
+import time
 
 import numpy as np
 import pytest
@@ -218,4 +219,7 @@ def test_workers_hold_only_their_own_pipe_ends():
     check(batch.pmap(new_pipes, [0], workers=1, backend="fork")[0])
     with batch.Executor(2) as other, batch.Executor(2) as ex:
         other.submit(abs, 1).result()  # its dispatcher's wake pipe is open now
+        busy = other.submit(time.sleep, 1.0)  # and a worker's pipes, while ex forks
         check(ex.submit(new_pipes, 0).result())
+        assert not busy.done()
+        busy.result()

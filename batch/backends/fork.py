@@ -58,6 +58,21 @@ STOP_GRACE = 0.5
 
 _warned_threads = False
 
+# Held from a worker's new pipes to their registration in _hidden_fds: another thread's
+# fork in between (batch.Executor forks from its dispatcher thread) would give its child
+# this worker's pipe ends, and a result pipe's write end held there hides this worker's
+# end of file. A child gets a fresh lock: it may fork workers of its own.
+_FORK_LOCK = threading.Lock()
+
+
+def _fresh_fork_lock() -> None:
+    global _FORK_LOCK
+    _FORK_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_fork_lock)
+
 # gc.freeze() before every fork and gc.unfreeze() after it cost nothing with the GIL
 # (two list splices), so the parent's collector is back to normal between forks. In the
 # free-threaded build (3.13t) there are no generation lists: both walk the whole heap
@@ -138,6 +153,8 @@ class ForkBackend:
         self._initializer = initializer
         self._initargs = initargs
         self._sel = selectors.DefaultSelector()
+        self._sel_fd = self._sel.fileno()
+        _hidden_fds.add(self._sel_fd)
         self._workers: dict[int, _Worker] = {}   # pid -> every worker not yet reaped
         self._busy: dict[int, _Worker] = {}      # task index -> worker running it
         self._wake_fd = -1
@@ -181,12 +198,14 @@ class ForkBackend:
             except Exception:  # closed or replaced streams
                 pass
         fds = [-1] * 4  # result r, w, task tr, tw: inside `try`, so a failed pipe leaks none
+        _FORK_LOCK.acquire()  # pipes, fork and registration: one step for other threads
         try:
             fds[0:2] = self._starting(os.pipe, "its result pipe")
             if persistent:
                 fds[2:4] = self._starting(os.pipe, "its task pipe")
             r, w, tr, tw = fds
             _platform.enlarge_pipe(w)
+            inherited = _hidden_fds.current()  # listed here: the child takes no lock
             with _signals.signals_blocked():
                 froze = not self._frozen and _worth_freezing(task)
                 if froze:
@@ -200,7 +219,7 @@ class ForkBackend:
                         self._frozen = False
                     raise
                 if pid == 0:
-                    _worker.main(task, w, tr, [r, tw, *self._own_fds()], os.getppid(),
+                    _worker.main(task, w, tr, [r, tw, *inherited], os.getppid(),
                                  self._initializer, self._initargs)  # never returns
                 if froze and not _FREEZE_PER_RUN:
                     gc.unfreeze()
@@ -209,12 +228,14 @@ class ForkBackend:
                         os.close(fds[i])
                     fds[i] = -1
                 os.set_blocking(r, False)
+                _hidden_fds.add(r, tw)  # not for the next worker, of this run or another
                 worker = _Worker(pid, r, tw, task)
                 self._workers[pid] = worker
                 self._busy[task.index] = worker
                 self._sel.register(r, selectors.EVENT_READ, worker)
                 fds = []
         finally:
+            _FORK_LOCK.release()
             for fd in fds:
                 if fd >= 0:
                     os.close(fd)
@@ -235,14 +256,6 @@ class ForkBackend:
         if self._frozen:
             self._frozen = False
             gc.unfreeze()
-
-    def _own_fds(self):
-        """The coordinator's fds a new worker inherits and must close at once: a task
-        pipe held open by a sibling would never let its own worker see end of file."""
-        for worker in self._workers.values():
-            yield from (fd for fd in (worker.fd, worker.task_fd) if fd >= 0)
-        yield self._sel.fileno()
-        yield from _hidden_fds.current()
 
     # --- waiting ----------------------------------------------------------------------
 
@@ -331,6 +344,7 @@ class ForkBackend:
         # End of file on its task pipe: the worker exits; its result pipe then reports
         # end of file, and wait() reaps it.
         if worker.task_fd >= 0:
+            _hidden_fds.discard(worker.task_fd)
             os.close(worker.task_fd)
             worker.task_fd = -1
 
@@ -392,6 +406,7 @@ class ForkBackend:
         self._workers.pop(worker.pid, None)
         if worker.task is not None:
             self._busy.pop(worker.task.index, None)
+        _hidden_fds.discard(worker.fd, worker.task_fd)  # before the numbers can be reused
         if worker.fd >= 0:
             self._sel.unregister(worker.fd)
             os.close(worker.fd)
@@ -427,6 +442,9 @@ class ForkBackend:
             if self._wake_fd >= 0:
                 self._sel.unregister(self._wake_fd)
                 self._wake_fd = -1
+            if self._sel_fd >= 0:
+                _hidden_fds.discard(self._sel_fd)
+                self._sel_fd = -1
             self._sel.close()
             self._unfreeze()
             if self._restore_blas is not None:
