@@ -277,7 +277,8 @@ def test_a_denied_push_falls_back_to_a_pull(monkeypatch):
     monkeypatch.setattr(_platform, "_push_ok", True)
     monkeypatch.setattr(_platform, "write_process_memory", denied)
     monkeypatch.setattr(_platform, "read_process_memory", counting)
-    out = batch.pmap(lambda i: np.full(_n(np.float64), float(i)), range(4), workers=2)
+    out = batch.pmap(lambda i: np.full(_n(np.float64), float(i)), range(4), workers=2,
+                     backend="fork")
     assert [float(a[-1]) for a in out] == [0.0, 1.0, 2.0, 3.0]
     assert len(pulled) == 4 and not _platform.can_push()
 
