@@ -11,9 +11,9 @@ waits until the coordinator closes the read end of its pipe (POLLERR). A persist
 worker may instead be asked to push them (_frames.py): a PUSH record on its task pipe
 (TASK with index PUSH, start = how many arrays, then per array its address here, the
 address in the coordinator it goes to and its size, three u64) says where each goes;
-the worker writes them there with process_vm_writev and answers with an 8-byte ACK on its result pipe (0, or the errno
-that stopped it, after which the coordinator pulls them as before). Nothing
-in here returns to the caller's code: every path ends in os._exit, so no atexit
+the worker writes them there with process_vm_writev and answers with an 8-byte ACK on
+its result pipe (0, or the errno that stopped it, after which the coordinator pulls them
+as before). Nothing in here returns to the caller's code: every path ends in os._exit, so no atexit
 handler, no buffered file of the parent and no `finally` of the caller runs twice.
 """
 
