@@ -178,15 +178,20 @@ def pull_denied() -> None:
     _pull_ok = False
 
 
+def _yama_scope() -> int:
+    """Yama's ptrace_scope; 0 where there is no Yama (the same uid is then enough)."""
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope", "rb") as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 def _probe_pull() -> bool:
     fn = _readv_fn() if _load_libc() else None
     if fn is None:
         return False
-    try:
-        with open("/proc/sys/kernel/yama/ptrace_scope", "rb") as f:
-            scope = int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        scope = 0  # no Yama: same uid is enough
+    scope = _yama_scope()
     if scope >= 3 or (scope == 2 and os.geteuid() != 0):
         return False
     src = ctypes.create_string_buffer(b"probe", 8)
@@ -224,12 +229,8 @@ def _probe_push() -> bool:
     fn = _vm_fn("process_vm_writev") if _load_libc() else None
     if fn is None:
         return False
-    try:
-        with open("/proc/sys/kernel/yama/ptrace_scope", "rb") as f:
-            if int(f.read().strip() or 0) != 0:
-                return False
-    except (OSError, ValueError):
-        pass  # no Yama
+    if _yama_scope() != 0:
+        return False
     src = ctypes.create_string_buffer(b"probe", 8)
     dst = ctypes.create_string_buffer(8)
     try:
