@@ -83,6 +83,18 @@ def test_bad_input_is_one_line_and_exit_2(files, args):
     assert not any(f.name.endswith(".tmp") for f in files.iterdir())
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--timeout", "-1", "must be a positive number of seconds, got -1"),
+    ("--timeout", "-.5", "must be a positive number of seconds, got -.5"),
+    ("--workers", "-2", "must be at least 1, got -2"),
+    ("--retries", "-1", "must be 0 or more, got -1"),
+])
+def test_a_negative_number_reaches_its_options_own_check(option, value, message):
+    # Not "expected one argument": argparse takes "-1" for an option because -0 is one.
+    line = assert_one_line_error(batch("run", NUMBERS, option, value, timeout=30), 2)
+    assert message in line
+
+
 def test_no_command_is_a_usage_error():
     assert_one_line_error(batch(), 2)
 

@@ -124,6 +124,10 @@ def test_halt_now_stops_the_run_with_the_failing_jobs_status():
     (["true", "::::", "no/such/file"], b"no/such/file: no such file"),
     (["--workdir", "no/such", "true", ":::", 1], b"--workdir no/such: no such folder"),
     (["-j", "0", "true", ":::", 1], b"must be at least 1"),
+    (["-j", "-2", "true", ":::", 1], b"must be at least 1, got -2"),
+    (["--timeout", "-1", "true", ":::", 1], b"must be a positive number of seconds, got -1"),
+    (["--timeout", "-0.5", "true", ":::", 1], b"seconds, got -0.5"),
+    (["--retries", "-1", "true", ":::", 1], b"must be 0 or more, got -1"),
     (["--resume", "true", ":::", 1], b"--joblog"),
     ([], b"no COMMAND given"),
 ])

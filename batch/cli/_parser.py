@@ -8,13 +8,26 @@ not argparse's usage block: scripts grep stderr, and the usage is one `--help` a
 from __future__ import annotations
 
 import argparse
+import re
 
 from .. import __version__
+
+_NEGATIVE = re.compile(r"-\d+(\.\d*)?|-\.\d+")
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"batch: error: {message} (see '{self.prog} --help')\n")
+
+    def _parse_optional(self, arg_string):
+        # A negative number is a value: `--timeout -1` must reach --timeout's own check
+        # ("must be a positive number of seconds"). argparse takes it for an option once
+        # a parser has one that looks like a number, and both subcommands have -0 (GNU
+        # parallel's --null), which an exact match still finds first; `-0.5` would
+        # otherwise even be read as -0 with the argument ".5".
+        if _NEGATIVE.fullmatch(arg_string) and arg_string not in self._option_string_actions:
+            return None
+        return super()._parse_optional(arg_string)
 
 
 def build(subcommands) -> Parser:
