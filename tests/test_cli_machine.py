@@ -228,11 +228,34 @@ def test_keep_going_skips_unreadable_paths_and_names_each(unprivileged, guarded)
 def test_unreadable_files_from_a_glob_and_from_null_are_named_in_full(unprivileged, guarded):
     p = run_as(unprivileged, "run", f"{guarded}/**/*.txt", "--map", "size")
     assert p.returncode == 2
-    assert f"{guarded}/deep/deeper/{LONG}: Permission denied" in one_error_line(p.stderr)
+    line = one_error_line(p.stderr)
+    assert "2 unreadable paths" in line
+    assert f"{guarded}/deep/deeper/{LONG}: Permission denied" in line
+    # glob itself passes over a folder it cannot list: its files would be lost in silence
+    assert f"{guarded}/closed: Permission denied" in line
     names = "\0".join(str(p) for p in [guarded / "a.txt", guarded / "deep" / "deeper" / LONG])
     p = run_as(unprivileged, "run", "--null", "--map", "size", input=names)
     assert p.returncode == 2
     assert f"{guarded}/deep/deeper/{LONG}: Permission denied" in one_error_line(p.stderr)
+
+
+@pytest.mark.parametrize("pattern", ["*/*.txt", "closed/*.txt", "*/inside.txt"])
+def test_a_folder_a_glob_cannot_list_is_named_and_keep_going_skips_it(unprivileged, guarded,
+                                                                      pattern):
+    p = run_as(unprivileged, "run", pattern, "--map", "size", cwd=guarded)
+    assert p.returncode == 2
+    assert "closed: Permission denied" in one_error_line(p.stderr)
+    p = run_as(unprivileged, "run", "*.txt", "--map", "size", "--format", "json",
+               cwd=guarded)  # the closed folder is not the pattern's business
+    assert (p.returncode, p.stderr) == (0, "")
+    assert json.loads(p.stdout) == {"a.txt": 3, "b.txt": 3, "c.txt": 3}
+    (guarded / "deep" / "d.txt").write_text("abcd\n")
+    p = run_as(unprivileged, "run", f"{guarded}/*/*.txt", "--map", "size", "--keep-going",
+               "--format", "json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {f"{guarded}/deep/d.txt": 5}
+    assert p.stderr.splitlines() == [f"batch: warning: skipped {guarded}/closed: "
+                                     "Permission denied"]
 
 
 def test_a_file_gone_when_a_worker_reads_it_is_named_in_full(tmp_path):

@@ -94,12 +94,12 @@ class FilesInput:
 
     @classmethod
     def pattern(cls, pattern, keep_going: bool = False):
-        # glob skips a folder it cannot list without a word: not found here either
         found = sorted(glob.glob(pattern, recursive=True))
         found = [p for p in found if not os.path.isdir(p)]
-        if not found:
+        unlistable = _unlistable(pattern)
+        if not found and not unlistable:
             raise UsageError(f"{pattern}: no files match")
-        return cls(found, pattern, keep_going=keep_going)
+        return cls(found, pattern, keep_going=keep_going, unreadable=unlistable)
 
     @classmethod
     def null_separated(cls, stream, keep_going: bool = False):
@@ -128,6 +128,48 @@ class FilesInput:
     def describe(self, span) -> str:
         a, b = span
         return self.paths[a] if b - a == 1 else f"{self.paths[a]} .. {self.paths[b - 1]}"
+
+
+def _unlistable(pattern: str) -> list[tuple[str, str]]:
+    """The folders `pattern` needs that cannot be listed or searched: glob passes over
+    them without a word, which would lose their files in silence. Where glob lists a
+    folder (for a component with a wildcard, or **) the folder must open; where it looks
+    up a plain name in the folders a wildcard matched, they must be searchable."""
+    parts = pattern.split(os.sep)
+    root = os.sep if pattern.startswith(os.sep) else os.curdir
+    unlistable, seen = [], set()
+
+    def check(folder: str, look) -> None:
+        folder = folder.rstrip(os.sep) or os.sep
+        if folder in seen or not os.path.isdir(folder):
+            return
+        seen.add(folder)
+        try:
+            look(folder)
+        except OSError as exc:
+            unlistable.append((folder, exc.strerror or str(exc)))
+
+    def listing(folder: str) -> None:
+        with os.scandir(folder):
+            pass
+
+    def searching(folder: str) -> None:
+        os.stat(os.path.join(folder, os.curdir))
+
+    for i, part in enumerate(parts):
+        if not glob.has_magic(part):
+            continue
+        prefix = os.sep.join(parts[:i]) or root
+        if part == "**":  # every folder below the prefix, as glob's recursion finds them
+            listed = glob.glob(os.path.join(prefix, "**", ""), recursive=True)
+        else:
+            listed = glob.glob(prefix, recursive=True) if glob.has_magic(prefix) else [prefix]
+        for folder in listed:
+            check(folder, listing)
+        if i + 1 < len(parts) and not glob.has_magic(parts[i + 1]):
+            for folder in glob.glob(os.sep.join(parts[:i + 1]), recursive=True):
+                check(folder, searching)
+    return unlistable
 
 
 def _why(exc: OSError) -> tuple[str, str]:
