@@ -204,6 +204,46 @@ def test_iexec_is_lazy_and_closes_cleanly():
     it.close()  # stops the running jobs and reaps them (the fixture checks)
 
 
+def _appears(path, wait=10.0) -> bool:
+    deadline = time.monotonic() + wait
+    while not path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("keep_order", [True, False])
+def test_the_freed_slot_works_while_the_caller_holds_a_result(tmp_path, keep_order):
+    # One worker: without the job after it started before a result is handed over, the
+    # run would sit idle for as long as the caller holds each result.
+    it = batch.iexec(["sh", "-c", "touch started-$0"], [1, 2, 3], workers=1,
+                     keep_order=keep_order, cwd=tmp_path)
+    try:
+        assert next(it).args[-1] == "1"
+        assert _appears(tmp_path / "started-2")
+        assert next(it).args[-1] == "2"
+        assert _appears(tmp_path / "started-3")
+        assert next(it).args[-1] == "3"
+    finally:
+        it.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_failure_reaches_the_caller_before_another_job_starts(tmp_path):
+    # A failure may stop the run (check=True here; --halt soon in the CLI): nothing more
+    # is started before the caller has seen it.
+    it = batch.iexec(["sh", "-c", "touch started-$0; exit $(( $0 == 1 ))"], [1, 2],
+                     workers=1, cwd=tmp_path)
+    try:
+        with pytest.raises(batch.BatchError):
+            next(it)
+    finally:
+        it.close()
+    assert not (tmp_path / "started-2").exists()
+
+
 @pytest.mark.timeout(60)
 def test_a_grandchild_that_ignores_sigterm_goes_too(tmp_path):
     # The shell exits on SIGTERM at once; its child ignores SIGTERM and holds no pipe.

@@ -113,6 +113,7 @@ class Runner:
         self._keys: dict = {}             # fd -> (run, 1 | 2 output, 0 stdin, -1 pidfd)
         self._polled: set = set()         # runs awaiting their exit without a pidfd
         self._finished: list[Done] = []
+        self._ready: collections.deque = collections.deque()  # reaped, for the caller
         self._poll, self._unit = _platform.poller()
         self._free = list(range(self.workers, 0, -1))
         self._piped = self.capture or self.stream is not None
@@ -128,21 +129,27 @@ class Runner:
         # orphaned between its spawn and its record); it is the caller's own while a
         # result is in the caller's hands, at each yield.
         guard.__enter__()
+        exhausted = False
+
+        def launch():
+            """Fill the free slots; yield each job that could not start."""
+            nonlocal exhausted
+            while self._launching and len(self._running) < self.workers:
+                job = retry.popleft() if retry else (None if exhausted else next(jobs, None))
+                if job is None:
+                    exhausted = True
+                    return
+                early = self._start(job)
+                if early is not None:
+                    guard.lend()
+                    yield early
+                    guard.take_back()
+
         try:
             self._poll.register(guard.fd, _IN)
             self._keys[guard.fd] = None
-            exhausted = False
             while True:
-                while self._launching and len(self._running) < self.workers:
-                    job = retry.popleft() if retry else (None if exhausted else next(jobs, None))
-                    if job is None:
-                        exhausted = True
-                        break
-                    early = self._start(job)
-                    if early is not None:
-                        guard.lend()
-                        yield early
-                        guard.take_back()
+                yield from launch()
                 if guard.interrupted:  # (also while the last job was being started)
                     raise KeyboardInterrupt
                 if not self._running:
@@ -150,6 +157,7 @@ class Runner:
                 finished = self._wait()
                 if guard.interrupted:
                     raise KeyboardInterrupt
+                ready = self._ready
                 for done in finished:
                     if done.returncode != 0 and done.job.attempt <= self.retries \
                             and not done.error:  # could not start: as _start's early ones
@@ -158,9 +166,19 @@ class Runner:
                                                          attempt=done.job.attempt + 1))
                     else:
                         done.job.stdin = None  # a --pipe block waiting behind -k: freed
-                        guard.lend()
-                        yield done
-                        guard.take_back()
+                        ready.append(done)
+                # The jobs that take the freed slots start before the results go to the
+                # caller, who may hold one for long (iexec): the slots work meanwhile.
+                # Not past a failure: it may stop the launching (--halt soon, check=True).
+                if all(done.returncode == 0 for done in ready):
+                    yield from launch()
+                    if guard.interrupted:
+                        raise KeyboardInterrupt
+                while ready:
+                    done = ready.popleft()
+                    guard.lend()
+                    yield done
+                    guard.take_back()
         finally:
             guard.__exit__(None, None, None)
             self._stop_all()
@@ -403,6 +421,7 @@ class Runner:
             run.fds.clear()
             run.done.close()
         self._running.clear()
-        for done in self._finished:  # reaped, never handed over (an exception between)
+        for done in [*self._finished, *self._ready]:  # reaped, never handed over
             done.close()
         self._finished = []
+        self._ready.clear()
