@@ -44,7 +44,6 @@ The spawning's figures, and what was tried and dropped: _spawner.py.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import os
 import signal
 import time
@@ -162,8 +161,7 @@ class Runner:
                     if done.returncode != 0 and done.job.attempt <= self.retries \
                             and not done.error:  # could not start: as _start's early ones
                         done.close()
-                        retry.append(dataclasses.replace(done.job,
-                                                         attempt=done.job.attempt + 1))
+                        retry.append(done.job.again())
                     else:
                         done.job.stdin = None  # a --pipe block waiting behind -k: freed
                         ready.append(done)

@@ -24,7 +24,6 @@ import sys
 from .. import BatchError, WorkerError
 from . import _exits, _parser, bench, exec as exec_, info, run
 from ._exits import ChunksFailed, OutputFailed, Terminated, UsageError
-from .run._model import ItemError
 
 __all__ = ["main"]
 
@@ -127,6 +126,8 @@ def _fail(code: int, message: str, debug: bool) -> int:
 
 def describe(err: BaseException) -> str:
     """One line naming the culprit: the chunk, and the item when one item failed."""
+    from .run._model import ItemError  # here: `batch exec` never loads batch run's model
+
     cause = err.__cause__
     if isinstance(err, WorkerError) and isinstance(cause, ItemError):
         items = err.items

@@ -9,7 +9,6 @@ before any input is opened.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import os
 import sys
@@ -18,15 +17,18 @@ from .. import _cpus, backends
 from ._exits import UsageError
 
 
-@dataclasses.dataclass
 class Controls:
-    workers: int
-    backend: str
-    options: dict
-    timeout: float | None = None
-    retries: int = 0
-    keep_going: bool = False
-    progress: bool = False
+    """What the shared options became. A plain class: `dataclasses` would bring `inspect`
+    into every start-up (batch/_exec/_job.py has the figure)."""
+
+    __slots__ = ("workers", "backend", "options", "timeout", "retries", "keep_going",
+                 "progress")
+
+    def __init__(self, workers: int, backend: str, options: dict, timeout=None,
+                 retries: int = 0, keep_going: bool = False, progress: bool = False):
+        self.workers, self.backend, self.options = workers, backend, options
+        self.timeout, self.retries = timeout, retries
+        self.keep_going, self.progress = keep_going, progress
 
 
 def whole(text: str, least: int) -> int:

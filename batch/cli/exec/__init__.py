@@ -13,8 +13,15 @@
 
 from __future__ import annotations
 
-from . import _args, _command
+from . import _args
+
+
+def command(args):
+    # _command (the runner, spawning, output) loads only for `batch exec` itself: every
+    # other subcommand builds this one's parser too.
+    from . import _command
+    return _command.run(args)
 
 
 def add_parser(sub):
-    return _args.add_parser(sub, _command.run)
+    return _args.add_parser(sub, command)

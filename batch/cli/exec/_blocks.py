@@ -35,7 +35,11 @@ from __future__ import annotations
 import argparse
 import re
 import os
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+
+TYPE_CHECKING = False  # typing only for an annotation: not loaded at start-up
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 from ..._exec._feed import FileRange
 

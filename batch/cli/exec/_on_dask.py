@@ -17,7 +17,6 @@ this backend; this module only schedules jobs over it with the local Runner's in
 from __future__ import annotations
 
 import collections
-import dataclasses
 
 from ..._exec._job import Done
 from ..._exec._output import Budget, Capture
@@ -72,7 +71,7 @@ class DaskRunner:
                 done = self._done(job, argv, slot, _dask.result_of(future))
                 if done.returncode != 0 and job.attempt <= self.retries:
                     done.close()
-                    retry.append(dataclasses.replace(job, attempt=job.attempt + 1))
+                    retry.append(job.again())
                     continue
                 yield done
         finally:
