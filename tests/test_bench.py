@@ -68,6 +68,19 @@ def test_tiny_run_writes_a_well_formed_table_json_and_markdown(tmp_path, capsys)
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_chart_draws_only_the_panels_a_run_has_rows_for():
+    from batch._bench import _report
+
+    def row(workload, **kw):
+        return {"workload": workload, "median": 0.1, "speedup": 1.5, **kw}
+
+    every = [row("gil_bound"), row("startup", speedup=None), row("scaling", workers=2)]
+    assert _report.panels(every) == ["speedup", "startup", "scaling"]
+    assert _report.panels(every[:2]) == ["speedup", "startup"]  # --only without scaling
+    assert _report.panels([row("scaling", workers=1)]) == ["scaling"]
+    assert _report.panels([row("pipe", speedup=None)]) == ["speedup"]  # never no panel
+
+
 def _has(module: str) -> bool:
     import importlib.util
     return importlib.util.find_spec(module) is not None

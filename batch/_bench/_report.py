@@ -6,6 +6,7 @@ matplotlib is imported only by `plot`, and only when a chart is asked for.
 from __future__ import annotations
 
 import json
+import textwrap
 
 from . import _machine
 
@@ -148,8 +149,8 @@ def to_json(data: dict) -> str:
 
 
 def plot(data: dict, path: str) -> None:
-    """Three panels: speedup vs serial per workload (log), the fixed cost of a 2-item
-    call (log, ms), and speedup against workers on fixed work."""
+    """Up to three panels (`panels`): speedup vs serial per workload (log), the fixed
+    cost of a 2-item call (log, ms), and speedup against workers on fixed work."""
     try:
         import matplotlib
     except ImportError:
@@ -169,40 +170,61 @@ def plot(data: dict, path: str) -> None:
                   for impl in impls for j, py in enumerate(pythons)}
         rows = [dict(r, label=f"{r['label']} {r['python']}") for r in rows]
     labels = [label for label in colors if any(r["label"] == label for r in rows)]
-    fig, (bars, start, lines) = plt.subplots(1, 3, figsize=(16, 5.8),
-                                             gridspec_kw={"width_ratios": [5, 2, 2]})
-    _grouped(bars, [r for r in rows if r["workload"] not in _NOT_SPEEDUP],
-             labels, colors, "speedup")
-    bars.axhline(1, color="black", linewidth=0.8)
-    bars.set_ylabel("speedup vs batch serial (log)")
-    bars.set_title("speedup per workload (higher is better)")
-    _grouped(start, [r for r in rows if r["workload"].startswith("startup")],
-             labels, colors, "median", scale=1e3)
-    start.set_ylabel("ms per 2-item call (log)")
-    start.set_title("fixed cost of one call (lower is better)")
-    scaling = [r for r in rows if r["workload"] == "scaling" and r.get("speedup")]
-    for label in dict.fromkeys(r["label"] for r in scaling):
-        pts = sorted((r["workers"], r["speedup"]) for r in scaling if r["label"] == label)
-        lines.plot(*zip(*pts), marker="o", color=colors.get(label), label=label)
-    if scaling:
+    shown = panels(rows)
+    fig, axes = plt.subplots(1, len(shown), figsize=(7 + 4.5 * (len(shown) - 1), 5.8),
+                             gridspec_kw={"width_ratios": [_WIDTHS[p] for p in shown]},
+                             squeeze=False)
+    panel = dict(zip(shown, axes[0]))
+    if "speedup" in panel:
+        bars = panel["speedup"]
+        _grouped(bars, [r for r in rows if r["workload"] not in _NOT_SPEEDUP],
+                 labels, colors, "speedup")
+        bars.axhline(1, color="black", linewidth=0.8)
+        bars.set_ylabel("speedup vs batch serial (log)")
+        bars.set_title("speedup per workload (higher is better)")
+    if "startup" in panel:
+        start = panel["startup"]
+        _grouped(start, [r for r in rows if r["workload"].startswith("startup")],
+                 labels, colors, "median", scale=1e3)
+        start.set_ylabel("ms per 2-item call (log)")
+        start.set_title("fixed cost of one call (lower is better)")
+    if "scaling" in panel:
+        lines = panel["scaling"]
+        scaling = [r for r in rows if r["workload"] == "scaling" and r.get("speedup")]
+        for label in dict.fromkeys(r["label"] for r in scaling):
+            pts = sorted((r["workers"], r["speedup"]) for r in scaling if r["label"] == label)
+            lines.plot(*zip(*pts), marker="o", color=colors.get(label), label=label)
         most = max(r["workers"] for r in scaling)
         lines.plot([1, most], [1, most], linestyle=":", color="grey", label="ideal")
         lines.set_xticks(range(1, most + 1))
-    lines.set_xlabel("workers")
-    lines.set_ylabel("speedup vs batch serial")
-    lines.set_title("scaling, pure-Python work")
+        lines.set_xlabel("workers")
+        lines.set_ylabel("speedup vs batch serial")
+        lines.set_title("scaling, pure-Python work")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[label]) for label in labels]
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
     s = data["settings"]
-    fig.suptitle(f"{_machine.summary(data['machine'])}\n{s['size']} run, {s['workers']} "
-                 f"workers, median of {s['repeat']}, load average before {s['load_before']}",
-                 fontsize=8)
+    width = fig.get_size_inches()[0]  # about 17 characters an inch at 8 points
+    summary = textwrap.fill(_machine.summary(data["machine"]), int(width * 17))
+    fig.suptitle(f"{summary}\n{s['size']} run, {s['workers']} workers, median of "
+                 f"{s['repeat']}, load average before {s['load_before']}", fontsize=8)
     fig.tight_layout(rect=(0, 0.03 * (1 + (len(labels) - 1) // 6) + 0.03, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 _NOT_SPEEDUP = ("scaling", "pipe", "startup", "startup_big")
+_WIDTHS = {"speedup": 5, "startup": 2, "scaling": 2}
+
+
+def panels(rows) -> list[str]:
+    """The chart's panels that have something to show (a run with --only draws no
+    empty ones): speedup per workload, the fixed cost of a call, scaling."""
+    shown = [name for name, wanted in (
+        ("speedup", lambda r: r["workload"] not in _NOT_SPEEDUP and r.get("speedup")),
+        ("startup", lambda r: r["workload"].startswith("startup")),
+        ("scaling", lambda r: r["workload"] == "scaling" and r.get("speedup")),
+    ) if any(wanted(r) for r in rows)]
+    return shown or ["speedup"]
 
 
 def _grouped(ax, rows, labels, colors, key, scale=1.0) -> None:
