@@ -176,8 +176,8 @@ def _faults_over_blocks(_) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
-@pytest.mark.skipif(not _platform.HAS_FORK or _platform._load_libc() is None
-                    or not hasattr(_platform._load_libc(), "gnu_get_libc_version"),
+@pytest.mark.skipif(not _platform.HAS_FORK or _platform._libc.load() is None
+                    or not hasattr(_platform._libc.load(), "gnu_get_libc_version"),
                     reason="glibc's malloc thresholds")
 @pytest.mark.timeout(60)
 def test_a_worker_reuses_its_freed_heap():

@@ -16,6 +16,7 @@ import pytest
 
 import batch
 from batch import _platform, _wire
+from batch._platform import _process_vm
 from batch.backends import fork
 from roundtrip_catalogue import BIG as CATALOGUE_BIG
 from roundtrip_catalogue import check_round_trip
@@ -53,7 +54,7 @@ def transport(request, monkeypatch):
     """How persistent workers' big arrays come back: "push" only where allowed."""
     if request.param == "push" and not _platform.can_push():
         pytest.skip("process_vm_writev into the parent is not allowed here")
-    monkeypatch.setattr(_platform, "_push_ok", request.param == "push")
+    monkeypatch.setattr(_process_vm, "_push_ok", request.param == "push")
     return request.param
 
 
@@ -162,7 +163,7 @@ def _kill_first(monkeypatch, stage: str) -> None:
         real_write(pid, address, local, nbytes // 2)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    monkeypatch.setattr(_platform, "_push_ok", stage != "before pull")
+    monkeypatch.setattr(_process_vm, "_push_ok", stage != "before pull")
     monkeypatch.setattr(_platform, "read_process_memory", kill_before_pull)
     monkeypatch.setattr(fork._Worker, "push", kill_before_push)
     if stage == "during push":
@@ -274,7 +275,7 @@ def test_a_denied_push_falls_back_to_a_pull(monkeypatch):
         pulled.append(view.nbytes)
         real(pid, address, view)
 
-    monkeypatch.setattr(_platform, "_push_ok", True)
+    monkeypatch.setattr(_process_vm, "_push_ok", True)
     monkeypatch.setattr(_platform, "write_process_memory", denied)
     monkeypatch.setattr(_platform, "read_process_memory", counting)
     out = batch.pmap(lambda i: np.full(_n(np.float64), float(i)), range(4), workers=2,
@@ -286,14 +287,14 @@ def test_a_denied_push_falls_back_to_a_pull(monkeypatch):
 @pytest.mark.timeout(60)
 def test_a_denied_pull_falls_back_to_the_pipe(monkeypatch):
     calls = []
-    monkeypatch.setattr(_platform, "_push_ok", False)
+    monkeypatch.setattr(_process_vm, "_push_ok", False)
 
     def denied(pid, address, view):
         calls.append(pid)
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(_platform, "read_process_memory", denied)
-    monkeypatch.setattr(_platform, "_pull_ok", True)
+    monkeypatch.setattr(_process_vm, "_pull_ok", True)
     out = batch.pmap(lambda i: np.full(_n(np.float64), float(i)), range(4), workers=2,
                      backend="fork")
     assert [float(a[0]) for a in out] == [0.0, 1.0, 2.0, 3.0]
@@ -316,6 +317,6 @@ def test_probe_refuses_what_yama_forbids(monkeypatch, tmp_path):
 
     monkeypatch.setattr("builtins.open", fake_open)
     scope.write_text("3\n")
-    assert _platform._probe_pull() is False
+    assert _process_vm._probe_pull() is False
     scope.write_text("1\n")
-    assert _platform._probe_pull() is True
+    assert _process_vm._probe_pull() is True
