@@ -65,18 +65,18 @@ def test_2000_small_maps_leave_no_child_and_no_fd():
 def test_workers_see_the_heap_frozen_unless_a_small_run_on_free_threading():
     import gc
 
-    from batch.backends import fork
+    from batch.backends import _forking
 
     def frozen(chunk):
         return [gc.get_freeze_count() > 0] * len(chunk)
 
     small = batch.map_reduce(frozen, operator.add, [1, 2], workers=2, backend="fork")
-    big = batch.map_reduce(frozen, operator.add, list(range(fork._FT_FREEZE_MIN_ITEMS + 1)),
+    big = batch.map_reduce(frozen, operator.add, list(range(_forking.FT_FREEZE_MIN_ITEMS + 1)),
                            workers=2, backend="fork")
     lazy = batch.map_reduce(frozen, operator.add, (x for x in [1, 2]), workers=2,
                             backend="fork")
     # With the GIL the freeze is free: always. Free-threaded: it walks the heap, so not
-    # for a small run of known size (backends/fork.py, _FT_FREEZE_MIN_ITEMS says why).
+    # for a small run of known size (backends/_forking.py, FT_FREEZE_MIN_ITEMS says why).
     assert small == [not _platform.FREE_THREADED_BUILD] * 2
     assert all(big) and all(lazy)
     assert gc.get_freeze_count() == 0  # the parent's collector is whole again after a run

@@ -18,6 +18,7 @@ import batch
 from batch import _platform, _wire
 from batch._platform import _process_vm
 from batch.backends import fork
+from batch.backends._worker_handle import WorkerHandle
 from roundtrip_catalogue import BIG as CATALOGUE_BIG
 from roundtrip_catalogue import check_round_trip
 
@@ -64,7 +65,7 @@ def pulls(monkeypatch, transport):
     transport's path only: a pushed array is not counted as pulled)."""
     seen = []
     real = _platform.read_process_memory
-    real_push = fork._Worker.push
+    real_push = WorkerHandle.push
 
     def counting(pid, address, view):
         seen.append(view.nbytes)
@@ -77,7 +78,7 @@ def pulls(monkeypatch, transport):
     if transport == "pull":
         monkeypatch.setattr(_platform, "read_process_memory", counting)
     else:
-        monkeypatch.setattr(fork._Worker, "push", counting_push)
+        monkeypatch.setattr(WorkerHandle, "push", counting_push)
     return seen
 
 
@@ -146,7 +147,7 @@ def test_sigkill_while_filling_the_result_is_a_crash():
 
 def _kill_first(monkeypatch, stage: str) -> None:
     """SIGKILL the worker at `stage` of getting its result's arrays, from the coordinator."""
-    real_pull, real_push = _platform.read_process_memory, fork._Worker.push
+    real_pull, real_push = _platform.read_process_memory, WorkerHandle.push
     real_write = _platform.write_process_memory
 
     def kill_before_pull(pid, address, view):
@@ -165,9 +166,9 @@ def _kill_first(monkeypatch, stage: str) -> None:
 
     monkeypatch.setattr(_process_vm, "_push_ok", stage != "before pull")
     monkeypatch.setattr(_platform, "read_process_memory", kill_before_pull)
-    monkeypatch.setattr(fork._Worker, "push", kill_before_push)
+    monkeypatch.setattr(WorkerHandle, "push", kill_before_push)
     if stage == "during push":
-        monkeypatch.setattr(fork._Worker, "push", real_push)
+        monkeypatch.setattr(WorkerHandle, "push", real_push)
         monkeypatch.setattr(_platform, "write_process_memory", half_written)
 
 
