@@ -6,7 +6,7 @@ registry, every worker of `pmap` held both ends of its run's guard pipe, and eve
 Executor worker both ends of its dispatcher's (and of any other run's open at the time).
 A leaked pipe end keeps the pipe alive after its owner closed it, and is one more fd per
 worker against the open-files limit. Owners add their fds once open; a forked worker
-closes every registered fd first thing (backends/fork.py, _worker.main).
+closes every registered fd first thing (backends/_forking.py, _worker.main).
 
 Owners must `discard` before they close: a number still registered after its close
 could be reused by the next worker's own pipe and be closed in that worker. The fork

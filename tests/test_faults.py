@@ -346,9 +346,9 @@ def test_1000_failing_and_succeeding_maps_leave_nothing():
 
 @fork_only
 def test_forking_with_threads_alive_warns_once(monkeypatch):
-    from batch.backends import fork
+    from batch.backends import _forking
 
-    monkeypatch.setattr(fork, "_warned_threads", False)
+    monkeypatch.setattr(_forking, "_warned_threads", False)
     stop = threading.Event()
     t = threading.Thread(target=stop.wait)
     t.start()

@@ -65,18 +65,18 @@ def test_2000_small_maps_leave_no_child_and_no_fd():
 def test_workers_see_the_heap_frozen_unless_a_small_run_on_free_threading():
     import gc
 
-    from batch.backends import fork
+    from batch.backends import _forking
 
     def frozen(chunk):
         return [gc.get_freeze_count() > 0] * len(chunk)
 
     small = batch.map_reduce(frozen, operator.add, [1, 2], workers=2, backend="fork")
-    big = batch.map_reduce(frozen, operator.add, list(range(fork._FT_FREEZE_MIN_ITEMS + 1)),
+    big = batch.map_reduce(frozen, operator.add, list(range(_forking.FT_FREEZE_MIN_ITEMS + 1)),
                            workers=2, backend="fork")
     lazy = batch.map_reduce(frozen, operator.add, (x for x in [1, 2]), workers=2,
                             backend="fork")
     # With the GIL the freeze is free: always. Free-threaded: it walks the heap, so not
-    # for a small run of known size (backends/fork.py, _FT_FREEZE_MIN_ITEMS says why).
+    # for a small run of known size (backends/_forking.py, FT_FREEZE_MIN_ITEMS says why).
     assert small == [not _platform.FREE_THREADED_BUILD] * 2
     assert all(big) and all(lazy)
     assert gc.get_freeze_count() == 0  # the parent's collector is whole again after a run
@@ -176,8 +176,8 @@ def _faults_over_blocks(_) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
-@pytest.mark.skipif(not _platform.HAS_FORK or _platform._load_libc() is None
-                    or not hasattr(_platform._load_libc(), "gnu_get_libc_version"),
+@pytest.mark.skipif(not _platform.HAS_FORK or _platform._libc.load() is None
+                    or not hasattr(_platform._libc.load(), "gnu_get_libc_version"),
                     reason="glibc's malloc thresholds")
 @pytest.mark.timeout(60)
 def test_a_worker_reuses_its_freed_heap():

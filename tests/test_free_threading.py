@@ -174,9 +174,9 @@ def test_fork_with_threads_alive_gives_one_warning_with_advice_for_this_build(
         monkeypatch, free_threaded):
     import warnings
 
-    from batch.backends import fork
+    from batch.backends import _forking
 
-    monkeypatch.setattr(fork, "_warned_threads", False)
+    monkeypatch.setattr(_forking, "_warned_threads", False)
     monkeypatch.setattr(_platform, "FREE_THREADED_BUILD", free_threaded)
     monkeypatch.setattr(_platform, "gil_enabled", lambda: not free_threaded)
     stop = threading.Event()

@@ -10,6 +10,7 @@ import pytest
 
 import batch
 from batch import _blocks, _platform
+from batch._platform import _process_vm
 
 
 @pytest.fixture(autouse=True, params=["push", "memfd"])
@@ -17,7 +18,7 @@ def transport(request, monkeypatch):
     """Every test on both ways fork workers write the output (see _blocks.py)."""
     if request.param == "push" and not _platform.can_push():
         pytest.skip("process_vm_writev into the parent is not allowed here")
-    monkeypatch.setattr(_platform, "_push_ok", request.param == "push")
+    monkeypatch.setattr(_process_vm, "_push_ok", request.param == "push")
     return request.param
 
 

@@ -16,7 +16,9 @@ import pytest
 
 import batch
 from batch import _platform, _wire
+from batch._platform import _process_vm
 from batch.backends import fork
+from batch.backends._worker_handle import WorkerHandle
 from roundtrip_catalogue import BIG as CATALOGUE_BIG
 from roundtrip_catalogue import check_round_trip
 
@@ -53,7 +55,7 @@ def transport(request, monkeypatch):
     """How persistent workers' big arrays come back: "push" only where allowed."""
     if request.param == "push" and not _platform.can_push():
         pytest.skip("process_vm_writev into the parent is not allowed here")
-    monkeypatch.setattr(_platform, "_push_ok", request.param == "push")
+    monkeypatch.setattr(_process_vm, "_push_ok", request.param == "push")
     return request.param
 
 
@@ -63,7 +65,7 @@ def pulls(monkeypatch, transport):
     transport's path only: a pushed array is not counted as pulled)."""
     seen = []
     real = _platform.read_process_memory
-    real_push = fork._Worker.push
+    real_push = WorkerHandle.push
 
     def counting(pid, address, view):
         seen.append(view.nbytes)
@@ -76,7 +78,7 @@ def pulls(monkeypatch, transport):
     if transport == "pull":
         monkeypatch.setattr(_platform, "read_process_memory", counting)
     else:
-        monkeypatch.setattr(fork._Worker, "push", counting_push)
+        monkeypatch.setattr(WorkerHandle, "push", counting_push)
     return seen
 
 
@@ -145,7 +147,7 @@ def test_sigkill_while_filling_the_result_is_a_crash():
 
 def _kill_first(monkeypatch, stage: str) -> None:
     """SIGKILL the worker at `stage` of getting its result's arrays, from the coordinator."""
-    real_pull, real_push = _platform.read_process_memory, fork._Worker.push
+    real_pull, real_push = _platform.read_process_memory, WorkerHandle.push
     real_write = _platform.write_process_memory
 
     def kill_before_pull(pid, address, view):
@@ -162,11 +164,11 @@ def _kill_first(monkeypatch, stage: str) -> None:
         real_write(pid, address, local, nbytes // 2)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    monkeypatch.setattr(_platform, "_push_ok", stage != "before pull")
+    monkeypatch.setattr(_process_vm, "_push_ok", stage != "before pull")
     monkeypatch.setattr(_platform, "read_process_memory", kill_before_pull)
-    monkeypatch.setattr(fork._Worker, "push", kill_before_push)
+    monkeypatch.setattr(WorkerHandle, "push", kill_before_push)
     if stage == "during push":
-        monkeypatch.setattr(fork._Worker, "push", real_push)
+        monkeypatch.setattr(WorkerHandle, "push", real_push)
         monkeypatch.setattr(_platform, "write_process_memory", half_written)
 
 
@@ -274,7 +276,7 @@ def test_a_denied_push_falls_back_to_a_pull(monkeypatch):
         pulled.append(view.nbytes)
         real(pid, address, view)
 
-    monkeypatch.setattr(_platform, "_push_ok", True)
+    monkeypatch.setattr(_process_vm, "_push_ok", True)
     monkeypatch.setattr(_platform, "write_process_memory", denied)
     monkeypatch.setattr(_platform, "read_process_memory", counting)
     out = batch.pmap(lambda i: np.full(_n(np.float64), float(i)), range(4), workers=2,
@@ -286,14 +288,14 @@ def test_a_denied_push_falls_back_to_a_pull(monkeypatch):
 @pytest.mark.timeout(60)
 def test_a_denied_pull_falls_back_to_the_pipe(monkeypatch):
     calls = []
-    monkeypatch.setattr(_platform, "_push_ok", False)
+    monkeypatch.setattr(_process_vm, "_push_ok", False)
 
     def denied(pid, address, view):
         calls.append(pid)
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(_platform, "read_process_memory", denied)
-    monkeypatch.setattr(_platform, "_pull_ok", True)
+    monkeypatch.setattr(_process_vm, "_pull_ok", True)
     out = batch.pmap(lambda i: np.full(_n(np.float64), float(i)), range(4), workers=2,
                      backend="fork")
     assert [float(a[0]) for a in out] == [0.0, 1.0, 2.0, 3.0]
@@ -316,6 +318,6 @@ def test_probe_refuses_what_yama_forbids(monkeypatch, tmp_path):
 
     monkeypatch.setattr("builtins.open", fake_open)
     scope.write_text("3\n")
-    assert _platform._probe_pull() is False
+    assert _process_vm._probe_pull() is False
     scope.write_text("1\n")
-    assert _platform._probe_pull() is True
+    assert _process_vm._probe_pull() is True

@@ -43,7 +43,7 @@ def default(*, timeout: float | None = None) -> tuple[str, str]:
       16 MiB 0.093 against 0.68, a 2-item call 22 ms against 35; with the same or less
       peak memory. Threads pay no fork, no copy-on-write faults and no encoding of
       results; and on this build fork pays more than with the GIL, as freezing the heap
-      for the collector walks every object (backends/fork.py).
+      for the collector walks every object (backends/_forking.py).
     - ...unless the GIL is on again: importing an extension module that does not
       declare itself safe without the GIL turns the GIL back on for the whole process
       (CPython warns when it does). Threads then gain nothing again, and such a module
