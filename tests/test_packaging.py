@@ -36,3 +36,13 @@ def test_build_asks_for_a_setuptools_that_reads_spdx_licenses(pyproject):
     (spec,) = [r for r in pyproject["build-system"]["requires"] if r.startswith("setuptools")]
     version = re.fullmatch(r"setuptools>=(\d+)(\.\d+)*", spec)
     assert version and int(version.group(1)) >= 77, spec
+
+
+def test_every_package_folder_is_listed_to_be_shipped(pyproject):
+    # `packages` is explicit: a new folder left out of it installs as nothing under
+    # `pip install .` (the editable install of a checkout hides that), and every run
+    # then fails on its import. The _platform package was nearly shipped so.
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "batch").rglob("__init__.py")}
+    assert found - listed == set()
