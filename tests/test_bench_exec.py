@@ -200,3 +200,17 @@ def test_exec_targets_are_ratios_of_the_same_run():
     # batch exec missing: every exec target of the workload is "not measured"
     without = _targets.judge([r for r in rows if r["implementation"] != "exec"], 2)
     assert {t["met"] for t in without} == {None}
+
+
+def test_the_exec_rows_start_batch_from_its_bytecode():
+    # Each row starts `python -m batch` anew: without .pyc files (PYTHONDONTWRITEBYTECODE
+    # and a checkout) every start compiled batch again, a cost no installed copy pays.
+    import importlib.util
+
+    import batch._exec._inflight as module
+    pyc = importlib.util.cache_from_source(module.__file__)
+    if os.path.exists(pyc):
+        os.unlink(pyc)
+    _exec.byte_compiled.cache_clear()
+    _exec.items_job("true", {"jobs": 3})
+    assert os.path.exists(pyc)
