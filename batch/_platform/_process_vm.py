@@ -68,10 +68,17 @@ def _probe_pull() -> bool:
     scope = _yama_scope()
     if scope >= 3 or (scope == 2 and os.geteuid() != 0):
         return False
+    return _copies_within_self(lambda src, dst: read_process_memory(
+        os.getpid(), ctypes.addressof(src), memoryview(dst).cast("B")))
+
+
+def _copies_within_self(copy) -> bool:
+    """Whether `copy(src, dst)` moves 8 bytes between two buffers of this process (a
+    seccomp filter refuses the call with EPERM or ENOSYS)."""
     src = ctypes.create_string_buffer(b"probe", 8)
     dst = ctypes.create_string_buffer(8)
     try:
-        read_process_memory(os.getpid(), ctypes.addressof(src), memoryview(dst).cast("B"))
+        copy(src, dst)
     except OSError:
         return False
     return dst.value == b"probe"
@@ -105,13 +112,8 @@ def _probe_push() -> bool:
         return False
     if _yama_scope() != 0:
         return False
-    src = ctypes.create_string_buffer(b"probe", 8)
-    dst = ctypes.create_string_buffer(8)
-    try:
-        write_process_memory(os.getpid(), ctypes.addressof(dst), ctypes.addressof(src), 8)
-    except OSError:
-        return False
-    return dst.value == b"probe"
+    return _copies_within_self(lambda src, dst: write_process_memory(
+        os.getpid(), ctypes.addressof(dst), ctypes.addressof(src), 8))
 
 
 def write_process_memory(pid: int, address: int, local: int, nbytes: int) -> None:

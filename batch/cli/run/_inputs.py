@@ -162,6 +162,8 @@ def _unlistable(pattern: str) -> list[tuple[str, str]]:
         prefix = os.sep.join(parts[:i]) or root
         if part == "**":  # every folder below the prefix, as glob's recursion finds them
             listed = glob.glob(os.path.join(prefix, "**", ""), recursive=True)
+        elif i and parts[i - 1] == "**":
+            listed = []  # the folders the ** before it found: checked there already
         else:
             listed = glob.glob(prefix, recursive=True) if glob.has_magic(prefix) else [prefix]
         for folder in listed:
